@@ -1,0 +1,366 @@
+"""Applies a profile to one DICOM instance, at every sequence depth.
+
+Plain Python and pydicom: this module never imports ``orthanc``. The walk is iterative with a
+depth bound, so hostile nesting is refused with an error instead of exhausting the stack.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+
+from .. import __version__, standard
+from . import options as opts
+from .cleaning import IDENTIFYING_KEYWORDS, Identifiers, clean_text
+from .dates import DateShifter, shift_da, shift_dt
+from .keys import Keyring
+from .profile import Profile
+from .pseudonyms import Pseudonymizer
+from .report import InstanceReport
+from .table import Rule, SafePrivate
+from .uids import UidMapper
+
+MAX_SEQUENCE_DEPTH = 64
+#: Text VRs the safety net reads. CS (coded values) and AE are left alone: they are not free text.
+SCANNED_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
+CLEANABLE_TEXT_VRS = SCANNED_VRS | {"CS", "AE", "UR"}
+BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+PATIENT_ID, PATIENT_NAME = 0x00100020, 0x00100010
+SOP_INSTANCE_UID = 0x00080018
+PSEUDONYM_RULE = "keyed pseudonym"
+#: ImplementationClassUID of files we write: 2.25 form of a fixed UUID for orthanc-gdpr.
+IMPLEMENTATION_CLASS_UID = "2.25.183845117427318062880937419733587614123"
+IMPLEMENTATION_VERSION_NAME = "ORTHANC_GDPR_" + __version__.replace(".", "")[:3]
+#: File meta attributes that name the sending and receiving systems (AE titles, addresses).
+FILE_META_IDENTIFYING = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028,
+                         0x00020100, 0x00020102)
+
+
+class DeidentificationError(Exception):
+    """An instance that cannot be de-identified. It is held back, never passed on half-cleaned."""
+
+
+def _label(tag: int) -> str:
+    return keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _dummy(vr: str):
+    value = standard.load("dummy_values.json").get(vr)
+    if vr in BINARY_VRS and value is not None:
+        return base64.b64decode(value)
+    return value
+
+
+class Deidentifier:
+    """A profile bound to a key: de-identifies instances one by one, consistently."""
+
+    def __init__(self, profile: Profile, keyring: Keyring):
+        self.profile = profile
+        self.table = profile.table
+        self.safe_private = SafePrivate.load() if profile.has("retain-safe-private") else None
+        self.uids = UidMapper(keyring)
+        self.shifter = DateShifter(keyring, profile.date_shift_days)
+        self.pseudonyms = Pseudonymizer(keyring, profile.id_format, profile.name_format)
+        self.retain_uids = profile.has("retain-uids")
+        self.full_dates = profile.has("retain-longitudinal-full-dates")
+        self.modified_dates = profile.has("retain-longitudinal-modified-dates")
+        self.method_codes = [opts.BASIC_PROFILE_CODE] + [(o.code, o.meaning) for o in profile.options]
+
+    def deidentify(self, ds: Dataset) -> InstanceReport:
+        """De-identify ``ds`` in place, file meta included; raises DeidentificationError."""
+        if SOP_INSTANCE_UID not in ds or not str(ds[SOP_INSTANCE_UID].value or "").strip():
+            raise DeidentificationError("no SOP Instance UID (0008,0018)")
+        return _Instance(self, ds).run()
+
+
+class _Instance:
+    """The state of one instance while it is de-identified."""
+
+    def __init__(self, engine: Deidentifier, ds: Dataset):
+        self.engine, self.ds = engine, ds
+        self.report = InstanceReport()
+        self.identifiers = Identifiers()
+        self.kept_text: list[tuple[Dataset, int, str]] = []
+        pid = str(ds.get("PatientID", "") or "")
+        issuer = str(ds.get("IssuerOfPatientID", "") or "")
+        name = str(ds.get("PatientName", "") or "")
+        self.identity = f"id|{issuer}|{pid}" if pid else f"name|{name}|{ds.get('PatientBirthDate', '')}"
+        self.days = engine.shifter.offset_days(self.identity)
+
+    def run(self) -> InstanceReport:
+        ds = self.ds
+        self._collect_identifiers(ds)
+        stack: list[tuple[Dataset, str, int, bool]] = [(ds, "", 0, False)]
+        while stack:
+            self._dataset(*stack.pop(), stack)
+        self._safety_net()
+        self._mark(ds)
+        self._file_meta(ds)
+        self.report.sop_class_uid = str(ds.get("SOPClassUID", ""))
+        self.report.sop_instance_uid = str(ds.SOPInstanceUID)
+        self.report.patient_pseudonym = self.engine.pseudonyms.patient_id(self.identity)
+        return self.report
+
+    # -- collecting what identifies the patient, before anything changes ------------------------
+
+    def _collect_identifiers(self, ds: Dataset) -> None:
+        table = self.engine.table
+        for elem in ds:
+            rule = table.lookup(int(elem.tag))
+            if rule is not None and rule.action == "K" or elem.VR == "SQ" or not elem.value:
+                continue
+            if elem.VR == "PN":
+                self.identifiers.add_person_name(str(elem.value))
+            elif elem.keyword in IDENTIFYING_KEYWORDS and isinstance(elem.value, (str, MultiValue)):
+                self.identifiers.add_identifier(str(elem.value))
+            elif elem.keyword == "PatientBirthDate":
+                self.identifiers.add_birth_date(str(elem.value))
+
+    # -- the walk -------------------------------------------------------------------------------
+
+    def _dataset(self, dataset: Dataset, path: str, depth: int, clean: bool, stack: list) -> None:
+        creators: dict[tuple[int, int], int] = {}
+        kept_blocks: set[tuple[int, int]] = set()
+        for tag in list(dataset.keys()):
+            tag = int(tag)
+            group, element = tag >> 16, tag & 0xFFFF
+            if element == 0:  # group length: recomputed (or dropped) on write
+                del dataset[tag]
+            elif group & 1:
+                if 0x10 <= element <= 0xFF:
+                    creators[(group, element)] = tag
+                else:
+                    self._private(dataset, tag, path, depth, clean, stack, kept_blocks)
+            else:
+                self._standard(dataset, tag, path, depth, clean, stack)
+        for block, tag in creators.items():
+            if block not in kept_blocks:
+                del dataset[tag]
+
+    def _recurse(self, elem, path: str, depth: int, clean: bool, stack: list) -> None:
+        if depth + 1 > MAX_SEQUENCE_DEPTH:
+            raise DeidentificationError(f"sequences nested deeper than {MAX_SEQUENCE_DEPTH} levels")
+        for i, item in enumerate(elem.value):
+            stack.append((item, f"{path}[{i}]/", depth + 1, clean))
+
+    def _private(self, dataset: Dataset, tag: int, path: str, depth: int, clean: bool, stack: list,
+                 kept_blocks: set) -> None:
+        group, block = tag >> 16, (tag >> 8) & 0xFF
+        here = f"{path}({group:04X},{tag & 0xFFFF:04X})"
+        creator_elem = dataset.get((group << 16) | block) if block >= 0x10 else None
+        creator = str(creator_elem.value or "") if creator_elem is not None else ""
+        safe = self.engine.safe_private
+        if safe is None or not creator or not safe.is_safe(creator, tag):
+            del dataset[tag]
+            self.report.add(here, "X", self.engine.table.private.describe())
+            return
+        elem = dataset[tag]
+        if elem.VR == "SQ":
+            self._recurse(elem, here, depth, clean, stack)
+        elif isinstance(elem.value, bytes) and self.identifiers.found_in_bytes(elem.value):
+            del dataset[tag]
+            self.report.safety_net.append((here, 1))
+            self.report.add(here, "X", "safety net: safe private value holds an identifier")
+            return
+        elif elem.VR in SCANNED_VRS:
+            self.kept_text.append((dataset, tag, here))
+        kept_blocks.add((group, block))
+        self.report.add(here, "K", f"E.3.10-1 safe private attribute of {creator.strip()!r}")
+        self.report.residual["private attributes (safe, E.3.10-1)"].add(f"{creator.strip()}:{tag >> 16:04X},xx{tag & 0xFF:02X}")
+
+    def _standard(self, dataset: Dataset, tag: int, path: str, depth: int, clean: bool, stack: list) -> None:
+        rule = self.engine.table.lookup(tag)
+        elem = dataset[tag]
+        vr = elem.VR
+        here = path + _label(tag)
+        if rule is None:
+            self._unlisted(dataset, elem, vr, here, depth, clean, stack)
+            return
+        action = rule.action
+        if tag in (PATIENT_ID, PATIENT_NAME) and action != "K":
+            self._pseudonym(elem, tag)
+            self.report.add(here, "D", PSEUDONYM_RULE)
+            return
+        if action in "DZCX" and vr == "PN" and elem.value:
+            self.identifiers.add_person_name(str(elem.value))
+        if action == "X":
+            del dataset[tag]
+        elif action == "Z":
+            elem.value = Sequence() if vr == "SQ" else None
+        elif action == "D":
+            self._dummy(dataset, elem, vr)
+        elif action == "U":
+            if vr == "SQ":
+                self._recurse(elem, here, depth, clean, stack)
+            elif vr == "UI":
+                self._remap(elem)
+            else:
+                self._dummy(dataset, elem, vr)
+        elif action == "C":
+            action = self._clean(dataset, elem, vr, here, depth, stack)
+        else:  # K
+            self._keep(dataset, elem, vr, here, depth, clean, stack, rule)
+            return
+        self.report.add(here, action, rule.describe())
+
+    def _keep(self, dataset: Dataset, elem, vr: str, here: str, depth: int, clean: bool, stack: list,
+              rule: Rule) -> None:
+        if vr == "SQ":
+            self._recurse(elem, here, depth, clean, stack)
+        elif vr in SCANNED_VRS:
+            self.kept_text.append((dataset, int(elem.tag), here))
+        if rule.source.startswith("E.1-1") and rule.source != "E.1-1 basic":
+            self.report.residual[f"retained by {rule.source}"].add(here)
+        elif rule.source.startswith("profile override"):
+            self.report.residual["retained by profile override"].add(here)
+        if vr in ("DA", "DT"):
+            self.report.residual["dates (full)"].add(here)
+        self.report.add(here, "K", rule.describe())
+
+    def _unlisted(self, dataset: Dataset, elem, vr: str, here: str, depth: int, clean: bool, stack: list) -> None:
+        """Attributes Table E.1-1 does not list: kept, but never blindly."""
+        if vr == "SQ":
+            self._recurse(elem, here, depth, clean, stack)
+        elif vr == "UI" and not self.engine.retain_uids and elem.value:
+            if self._remap(elem):
+                self.report.add(here, "U", "unlisted instance UID remapped to keep references consistent")
+        elif vr in ("DA", "DT") and elem.value and not self.engine.full_dates:
+            self._shift(dataset, elem, vr)
+            self.report.add(here, "C", "unlisted date shifted by the patient's offset")
+            self.report.residual["dates (shifted)"].add(here)
+        elif clean and vr in CLEANABLE_TEXT_VRS and elem.value:
+            self._clean_text(elem, here)
+        elif vr in SCANNED_VRS and elem.value:
+            self.kept_text.append((dataset, int(elem.tag), here))
+            if vr in ("ST", "LT", "UT", "UC"):
+                self.report.residual["free text (scanned by the safety net)"].add(here)
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def _pseudonym(self, elem, tag: int) -> None:
+        if tag == PATIENT_ID:
+            elem.value = self.engine.pseudonyms.patient_id(self.identity)
+        else:
+            elem.value = self.engine.pseudonyms.patient_name(self.identity)
+
+    def _dummy(self, dataset: Dataset, elem, vr: str) -> None:
+        if vr == "SQ":
+            elem.value = Sequence([Dataset()])
+        elif vr == "UI":
+            self._remap(elem)
+        else:
+            value = _dummy(vr)
+            if value is None:
+                del dataset[elem.tag]
+            else:
+                elem.value = value
+
+    def _remap(self, elem) -> bool:
+        """Remap the UI value(s) of ``elem``; True when anything changed."""
+        mapper = self.engine.uids
+        old = elem.value
+        if isinstance(old, (list, MultiValue)):
+            new = [mapper.map(str(v)) for v in old]
+            changed = new != [str(v) for v in old]
+        else:
+            new = mapper.map(str(old))
+            changed = new != str(old)
+        if changed:
+            elem.value = new
+        return changed
+
+    def _shift(self, dataset: Dataset, elem, vr: str) -> None:
+        shift = shift_da if vr == "DA" else shift_dt
+        values = elem.value if isinstance(elem.value, (list, MultiValue)) else [elem.value]
+        shifted = [shift(str(v), self.days) for v in values]
+        if any(s is None for s in shifted):
+            elem.value = None  # not a shiftable date: emptied rather than passed on
+        else:
+            elem.value = shifted if len(shifted) > 1 else shifted[0]
+
+    def _clean(self, dataset: Dataset, elem, vr: str, here: str, depth: int, stack: list) -> str:
+        """Action C by VR; returns the action actually taken (for the report)."""
+        if vr == "SQ":
+            self._recurse(elem, here, depth, True, stack)
+        elif vr in ("DA", "DT"):
+            if not self.engine.modified_dates:
+                elem.value = None
+                return "Z"
+            self._shift(dataset, elem, vr)
+            self.report.residual["dates (shifted)"].add(here)
+        elif vr == "PN":
+            elem.value = _dummy("PN")
+            return "D"
+        elif vr in CLEANABLE_TEXT_VRS:
+            self._clean_text(elem, here)
+        elif vr == "UI":
+            self._remap(elem)
+        elif vr in BINARY_VRS:
+            del dataset[elem.tag]  # no cleaner for binary values: removed, never passed through
+            return "X"
+        return "C"
+
+    def _clean_text(self, elem, here: str) -> None:
+        values = elem.value if isinstance(elem.value, (list, MultiValue)) else [elem.value]
+        total, cleaned = 0, []
+        for v in values:
+            text, hits = clean_text(str(v), self.identifiers)
+            total += hits
+            cleaned.append(text)
+        if total:
+            elem.value = cleaned if len(cleaned) > 1 else cleaned[0]
+            self.report.safety_net.append((here, total))
+
+    # -- after the walk -------------------------------------------------------------------------
+
+    def _safety_net(self) -> None:
+        """Remove the patient's own identifiers from every text value that was kept."""
+        if not self.identifiers:
+            return
+        for dataset, tag, here in self.kept_text:
+            elem = dataset[tag]
+            values = elem.value if isinstance(elem.value, (list, MultiValue)) else [elem.value]
+            total, new = 0, []
+            for v in values:
+                text, hits = self.identifiers.scrub(str(v))
+                total += hits
+                new.append(text)
+            if total:
+                elem.value = new if len(new) > 1 else new[0]
+                self.report.safety_net.append((here, total))
+                self.report.add(here, "C", "safety net: the patient's own identifier removed")
+
+    def _mark(self, ds: Dataset) -> None:
+        ds.PatientIdentityRemoved = "YES"
+        profile = self.engine.profile
+        ds.DeidentificationMethod = [f"orthanc-gdpr {__version__}", "DICOM PS3.15 2026d Annex E",
+                                     f"profile {profile.name}"[:64]]
+        items = []
+        for code, meaning in self.engine.method_codes:
+            item = Dataset()
+            item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code, "DCM", meaning
+            items.append(item)
+        ds.DeidentificationMethodCodeSequence = items
+        if self.engine.full_dates:
+            ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        elif self.engine.modified_dates:
+            ds.LongitudinalTemporalInformationModified = "MODIFIED"
+        else:
+            ds.LongitudinalTemporalInformationModified = "REMOVED"
+
+    def _file_meta(self, ds: Dataset) -> None:
+        meta = getattr(ds, "file_meta", None)
+        if meta is None:
+            return
+        for tag in FILE_META_IDENTIFYING:
+            if tag in meta:
+                del meta[tag]
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        if "SOPClassUID" in ds:
+            meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+        meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
