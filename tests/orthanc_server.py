@@ -44,6 +44,10 @@ _live: set["_Process"] = set()  # running children, for the atexit hook
 _aet_counter = itertools.count(1)
 
 
+#: The pseudonymisation key of test servers (tests compare with the engine run locally).
+TEST_KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+
 class ServerError(RuntimeError):
     """A server did not start or misbehaved; the message ends with the tail of its log."""
 
@@ -237,6 +241,7 @@ class OrthancServer(_Process):
         peers: Mapping[str, Any] | None = None,
         stable_age: int = 2,
         extra: Mapping[str, Any] | None = None,
+        gdpr: Mapping[str, Any] | None = None,
         plugin: bool = True,
         entry_script: str | os.PathLike[str] = ENTRY_SCRIPT,
         verbose: bool = False,
@@ -253,6 +258,7 @@ class OrthancServer(_Process):
         self.peers = dict(peers or {})
         self.stable_age = stable_age
         self.extra = dict(extra or {})
+        self.gdpr = dict(gdpr or {})
         self.plugin = plugin
         self.entry_script = Path(entry_script).resolve()
         self.verbose = verbose
@@ -306,8 +312,29 @@ class OrthancServer(_Process):
             cfg["PythonScript"] = str(self.entry_script)
             cfg["PythonVerbose"] = False
             cfg["Python"] = {"Path": str(self.entry_script), "Verbose": False}
+            cfg["Gdpr"] = self.gdpr_section()
         cfg.update(self.extra)
         return cfg
+
+    @property
+    def key_file(self) -> Path:
+        return self.workdir / "gdpr.key"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.workdir / "gdpr-state"
+
+    def gdpr_section(self) -> dict[str, Any]:
+        """The plugin's "Gdpr" section: a test key and a state directory, plus ``gdpr`` overrides."""
+        if not self.key_file.exists():
+            self.key_file.write_text(TEST_KEY_HEX + "\n")
+            self.key_file.chmod(0o600)
+        return {"KeyFile": str(self.key_file), "StateDirectory": str(self.state_dir), **self.gdpr}
+
+    @property
+    def audit_records(self) -> list[dict[str, Any]]:
+        path = self.state_dir / "audit.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     def write_config(self) -> Path:
         self.config_path.write_text(json.dumps(self.config(), indent=2))

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import ast
-import json
 import os
-import subprocess
 import sys
-import textwrap
 
 import pydicom
 import pytest
@@ -14,7 +11,7 @@ import requests
 from pydicom.data import get_testdata_file
 
 import orthanc_gdpr
-from orthanc_server import ENTRY_SCRIPT, REPO, OrthancServer, StoreScp
+from orthanc_server import ENTRY_SCRIPT, OrthancServer, StoreScp
 
 CT_SMALL = get_testdata_file("CT_small.dcm")
 
@@ -46,7 +43,7 @@ def test_log_shows_the_script_was_loaded(orthanc: OrthancServer) -> None:
     log = orthanc.log_path.read_text()
     assert "Registering plugin 'python'" in log
     assert f'Using Python script "{ENTRY_SCRIPT.name}" from directory: {ENTRY_SCRIPT.parent}' in log
-    assert f"orthanc-gdpr {orthanc_gdpr.__version__} registered /gdpr/health" in log
+    assert f"orthanc-gdpr {orthanc_gdpr.__version__} ready:" in log
 
 
 def test_upload_and_read_back(orthanc: OrthancServer) -> None:
@@ -159,35 +156,3 @@ def test_entry_script_imports_only_stdlib_before_path_wiring() -> None:
     late = [r for n in body[wiring:] for r in _imported_roots(n)]
     assert "orthanc" in late and "orthanc_gdpr" in late
     assert not any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in body), "keep it tiny"
-
-
-STUB_RUN = textwrap.dedent(
-    """
-    import json, runpy, sys, types
-    calls = []
-    stub = types.ModuleType("orthanc")
-    stub.RegisterRestCallback = lambda uri, cb: calls.append(uri)
-    stub.LogWarning = lambda msg: None
-    sys.modules["orthanc"] = stub
-    runpy.run_path(sys.argv[1], run_name="orthanc_gdpr_plugin")
-    import orthanc_gdpr
-    print(json.dumps({"path": sys.path[:2], "calls": calls, "pkg": orthanc_gdpr.__file__}))
-    """
-)
-
-
-@pytest.mark.parametrize("override", [None, "/nonexistent/site-packages"])
-def test_entry_script_wires_paths_then_registers(override: str | None) -> None:
-    # Stands in for Orthanc only to observe the wiring; the real thing is tested above.
-    env = {k: v for k, v in os.environ.items() if k != "ORTHANC_GDPR_SITE_PACKAGES"}
-    if override:
-        env["ORTHANC_GDPR_SITE_PACKAGES"] = override
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", STUB_RUN, str(ENTRY_SCRIPT)],
-        env=env, capture_output=True, text=True, timeout=60, check=True,
-    ).stdout
-    result = json.loads(out)
-    site = override or str(REPO / ".venv" / "lib" / "python3.11" / "site-packages")
-    assert result["path"] == [str(REPO / "plugin"), site]
-    assert result["calls"] == ["/gdpr/health"]
-    assert result["pkg"] == str(REPO / "plugin" / "orthanc_gdpr" / "__init__.py")

@@ -1,11 +1,33 @@
-"""Registration of orthanc-gdpr's callbacks in Orthanc (plugin 4.0 API)."""
+"""Registration of orthanc-gdpr's callbacks in Orthanc (Python plugin 4.0 API).
+
+The only module that touches ``orthanc`` (passed in, never imported). Each callback parses the
+request, calls plain code in :mod:`orthanc_gdpr` and writes the answer. Newer plugin functions
+(e.g. streamed answers, plugin >= 4.3 / Orthanc >= 1.12.6) are used when ``hasattr`` finds them.
+"""
+
 from __future__ import annotations
 
+import base64
 import json
+import mmap
 import sys
+import tempfile
 from typing import Any
 
+import pydicom
+
 import orthanc_gdpr
+
+from ..deid import DeidentificationError, deidentify_bytes
+from ..deid.files import output_path
+from ..deid.keys import KeyFileError
+from ..deid.profile import ProfileError
+from ..downloads import instance_ids, stream_archive
+from ..orthanc_api import OrthancApiError
+from ..routing.rules import RuleError
+from ..runtime import Runtime
+from ..settings import ConfigError, parse_settings
+from .api import PluginApi
 
 PLUGIN_NAME = "orthanc-gdpr"
 HEALTH_URI = "/gdpr/health"
@@ -13,30 +35,211 @@ HEALTH_URI = "/gdpr/health"
 
 def health_payload() -> dict[str, Any]:
     """Body of ``GET /gdpr/health``."""
-    return {
-        "status": "ok",
-        "plugin": PLUGIN_NAME,
-        "version": orthanc_gdpr.__version__,
-        "python": sys.version,
-    }
+    return {"status": "ok", "plugin": PLUGIN_NAME, "version": orthanc_gdpr.__version__, "python": sys.version}
 
 
 def _answer_json(output: Any, body: Any) -> None:
     output.AnswerBuffer(json.dumps(body), "application/json")
 
 
+def _error(output: Any, status: int, message: str) -> None:
+    output.SendHttpStatus(status, json.dumps({"error": message}))
+
+
+def _user(request: dict) -> str:
+    """The HTTP Basic user of a request, for audit records ("anonymous" without auth)."""
+    header = (request.get("headers") or {}).get("authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            return base64.b64decode(header[6:]).decode("utf-8", "replace").split(":", 1)[0]
+        except ValueError:
+            pass
+    return "anonymous"
+
+
 def register(orthanc: Any) -> None:
     """Register every orthanc-gdpr callback with the given ``orthanc`` module."""
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
+    try:
+        runtime = Runtime.build(parse_settings(json.loads(orthanc.GetConfiguration())), PluginApi(orthanc))
+    except (ConfigError, ProfileError, RuleError, KeyFileError, OSError) as e:
+        orthanc.LogError(f"{PLUGIN_NAME}: refusing to start: {e}")
+        raise SystemExit(f"{PLUGIN_NAME}: refusing to start: {e}") from None
+    _register_routes(orthanc, runtime)
+    orthanc.LogWarning(f"{PLUGIN_NAME} {orthanc_gdpr.__version__} ready: {len(runtime.router.rules)} routing rule(s), "
+                       f"download profiles {', '.join(runtime.settings.download_profiles)}")
+
+
+def _register_routes(orthanc: Any, rt: Runtime) -> None:
+    def get_only(handler):
+        def wrapped(output: Any, uri: str, **request: Any) -> None:
+            if request.get("method") != "GET":
+                output.SendMethodNotAllowed("GET")
+                return
+            handler(output, uri, **request)
+        return wrapped
+
+    def post_only(handler):
+        def wrapped(output: Any, uri: str, **request: Any) -> None:
+            if request.get("method") != "POST":
+                output.SendMethodNotAllowed("POST")
+                return
+            handler(output, uri, **request)
+        return wrapped
 
     def on_health(output: Any, uri: str, **request: Any) -> None:
-        if request.get("method") != "GET":
-            output.SendMethodNotAllowed("GET")
-            return
         _answer_json(output, health_payload())
 
-    orthanc.RegisterRestCallback(HEALTH_URI, on_health)
+    def on_jobs(output: Any, uri: str, **request: Any) -> None:
+        status = (request.get("get") or {}).get("status")
+        _answer_json(output, [j.to_dict() for j in rt.queue.list(status)])
 
-    orthanc.LogWarning(
-        f"{PLUGIN_NAME} {orthanc_gdpr.__version__} registered {HEALTH_URI} "
-        f"(Python {sys.version.split()[0]})"
-    )
+    def on_job(output: Any, uri: str, **request: Any) -> None:
+        job = rt.queue.get(int(request["groups"][0]))
+        if job is None:
+            _error(output, 404, "no such job")
+            return
+        _answer_json(output, job.to_dict())
+
+    def job_action(action: str):
+        def handler(output: Any, uri: str, **request: Any) -> None:
+            job_id = int(request["groups"][0])
+            done = rt.queue.retry(job_id) if action == "retry" else rt.queue.cancel(job_id)
+            rt.audit.append(f"route.{action}", user=_user(request), job=job_id, result="ok" if done else "not-applicable")
+            if not done:
+                _error(output, 409, f"job {job_id} cannot be {action}ed in its current state")
+                return
+            rt.worker.wake()
+            _answer_json(output, rt.queue.get(job_id).to_dict())
+        return handler
+
+    def on_route(output: Any, uri: str, **request: Any) -> None:
+        try:
+            body = json.loads(request.get("body") or b"{}")
+            level = {"study": "studies", "series": "series"}[body.get("level", "study")]
+            job = rt.router.route_by_hand(level, str(body["id"]), str(body["rule"]), _user(request))
+        except (ValueError, KeyError, TypeError):
+            _error(output, 400, 'body: {"level": "study"|"series", "id": ORTHANC_ID, "rule": RULE_NAME} '
+                   f"with a configured rule ({', '.join(sorted(rt.router.rules)) or 'none configured'})")
+            return
+        except OrthancApiError:
+            _error(output, 404, "no such study or series")
+            return
+        rt.worker.wake()
+        _answer_json(output, job.to_dict())
+
+    def download_profile(request: dict):
+        name = (request.get("get") or {}).get("profile") or rt.settings.default_download_profile
+        return rt.engines.get(name) if name in rt.settings.download_profiles else None
+
+    def archive(level: str):
+        def handler(output: Any, uri: str, **request: Any) -> None:
+            resource, user = request["groups"][0], _user(request)
+            engine = download_profile(request)
+            if engine is None:
+                rt.audit.append("download.refused", user=user, level=level, resource=resource,
+                                reason="profile not offered for downloads")
+                _error(output, 400, f"profile must be one of {', '.join(rt.settings.download_profiles)}")
+                return
+            try:
+                instances = instance_ids(rt.router.api, level, resource)
+            except OrthancApiError:
+                _error(output, 404, f"no such {level[:-1] if level == 'studies' else level}")
+                return
+
+            def audited(run) -> None:
+                summary = run.summary()
+                rt.audit.append("download", user=user, level=level, resource=resource, profile=engine.profile.name,
+                                purpose="download", result="sent", instances=summary["instances_written"],
+                                held_back=summary["instances_held_back"])
+
+            chunks = stream_archive(rt.router.api, instances, engine, rt.settings.compression, audited)
+            output.SetHttpHeader("Content-Disposition", f'attachment; filename="{resource}-{engine.profile.name}.zip"')
+            _send_stream(output, chunks, "application/zip")
+        return handler
+
+    def on_instance_file(output: Any, uri: str, **request: Any) -> None:
+        instance, user = request["groups"][0], _user(request)
+        engine = download_profile(request)
+        if engine is None:
+            _error(output, 400, f"profile must be one of {', '.join(rt.settings.download_profiles)}")
+            return
+        try:
+            ds, dicom, report = deidentify_bytes(engine, rt.router.api.get(f"/instances/{instance}/file"))
+        except OrthancApiError:
+            _error(output, 404, "no such instance")
+            return
+        except DeidentificationError as e:
+            rt.audit.append("download.held-back", user=user, level="instances", resource=instance,
+                            profile=engine.profile.name, error=str(e))
+            _error(output, 422, f"instance held back: {e}")
+            return
+        rt.audit.append("download", user=user, level="instances", resource=instance, profile=engine.profile.name,
+                        purpose="download", result="sent", instances=1, held_back=0)
+        output.SetHttpHeader("Content-Disposition", f'attachment; filename="{output_path(ds, report).name}"')
+        output.AnswerBuffer(dicom, "application/dicom")
+
+    def on_profiles(output: Any, uri: str, **request: Any) -> None:
+        _answer_json(output, {"download": list(rt.settings.download_profiles),
+                              "default": rt.settings.default_download_profile,
+                              "routing_rules": sorted(rt.router.rules)})
+
+    routes = {
+        HEALTH_URI: get_only(on_health),
+        "/gdpr/profiles": get_only(on_profiles),
+        "/gdpr/jobs": get_only(on_jobs),
+        "/gdpr/jobs/([0-9]+)": get_only(on_job),
+        "/gdpr/jobs/([0-9]+)/retry": post_only(job_action("retry")),
+        "/gdpr/jobs/([0-9]+)/cancel": post_only(job_action("cancel")),
+        "/gdpr/route": post_only(on_route),
+        "/gdpr/studies/([^/]+)/archive": get_only(archive("studies")),
+        "/gdpr/series/([^/]+)/archive": get_only(archive("series")),
+        "/gdpr/instances/([^/]+)/file": get_only(on_instance_file),
+    }
+    for uri, handler in routes.items():
+        orthanc.RegisterRestCallback(uri, handler)
+
+    def on_change(change_type: int, level: int, resource: str) -> None:
+        if change_type == orthanc.ChangeType.ORTHANC_STARTED:
+            rt.worker.start()
+        elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:
+            rt.worker.stop()
+        elif change_type == orthanc.ChangeType.STABLE_STUDY:
+            try:
+                if rt.router.on_stable_study(resource):
+                    rt.worker.wake()
+            except OrthancApiError as e:
+                orthanc.LogError(f"{PLUGIN_NAME}: cannot evaluate routing rules for study {resource}: {e}")
+
+    orthanc.RegisterOnChangeCallback(on_change)
+    rt.worker.on_error = lambda e: orthanc.LogError(f"{PLUGIN_NAME}: routing worker: {type(e).__name__}: {e}")
+
+    if rt.settings.restrict_identified_export:
+        def on_request(uri: str, method: int, ip: str, username: str, headers: dict, **_: Any) -> bool:
+            allowed = rt.may_export_identified(uri, username or "")
+            if not allowed:
+                rt.audit.append("export.refused", user=username or "anonymous", uri=uri,
+                                reason="identified export not permitted for this user")
+            return allowed
+        orthanc.RegisterIncomingHttpRequestFilter(on_request)
+
+
+def _send_stream(output: Any, chunks, content_type: str) -> None:
+    """Stream chunks where the plugin SDK can (Orthanc >= 1.12.6); otherwise spool the answer to
+    a temporary file and answer from a memory map of it, so Python memory stays flat."""
+    if hasattr(output, "StartStreamAnswer"):
+        output.StartStreamAnswer(content_type)
+        for chunk in chunks:
+            output.SendStreamChunk(chunk)
+        return
+    with tempfile.TemporaryFile(prefix="orthanc-gdpr-") as spool:
+        for chunk in chunks:
+            spool.write(chunk)
+        spool.flush()
+        size = spool.tell()
+        if size == 0:
+            output.AnswerBuffer(b"", content_type)
+            return
+        with mmap.mmap(spool.fileno(), size, access=mmap.ACCESS_READ) as view:
+            output.AnswerBuffer(view, content_type)

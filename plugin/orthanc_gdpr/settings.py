@@ -1,0 +1,124 @@
+"""The plugin's own section of Orthanc's configuration, ``"Gdpr": {...}``, validated at start-up.
+
+Bad or missing settings stop Orthanc with a clear message instead of running half-configured::
+
+    "Gdpr": {
+      "KeyFile": "/var/lib/orthanc-gdpr/gdpr.key",          // required: the pseudonymisation key
+      "StateDirectory": "/var/lib/orthanc-gdpr/state",       // required: job queue + audit log
+      "ProfilesDirectory": "/etc/orthanc-gdpr/profiles",     // default: the project's profiles
+      "RoutingRules": "/etc/orthanc-gdpr/routing-rules.json",// optional: no auto-routing without
+      "ConsentFile": "/etc/orthanc-gdpr/consents.json",      // local consent registry, or:
+      "ConsentServiceUrl": "http://127.0.0.1:8000",          // the portability service
+      "ConsentServiceTokenFile": "/etc/orthanc-gdpr/service.token",
+      "DownloadProfiles": ["basic", "research"],             // profiles users may download with
+      "DefaultDownloadProfile": "basic",
+      "ArchiveCompression": "stored",                        // or "deflate-fast"
+      "RestrictIdentifiedExport": false,                     // filter Orthanc's plain export routes
+      "IdentifiedExportUsers": ["admin"],                    // who may still use them
+      "Retry": {"FirstDelaySeconds": 5, "MaxDelaySeconds": 600, "MaxAttempts": 20}
+    }
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .deid.profile import profiles_dir
+from .downloads import COMPRESSION
+
+SECTION = "Gdpr"
+_KEYS = {"KeyFile", "StateDirectory", "ProfilesDirectory", "RoutingRules", "ConsentFile", "ConsentServiceUrl",
+         "ConsentServiceTokenFile", "DownloadProfiles", "DefaultDownloadProfile", "ArchiveCompression",
+         "RestrictIdentifiedExport", "IdentifiedExportUsers", "Retry"}
+
+
+class ConfigError(ValueError):
+    """The "Gdpr" configuration section is missing or wrong."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    key_file: Path
+    state_dir: Path
+    profiles_dir: Path
+    routing_rules: Path | None
+    consent_file: Path | None
+    consent_url: str
+    consent_token_file: Path | None
+    download_profiles: tuple[str, ...]
+    default_download_profile: str
+    compression: str
+    restrict_identified_export: bool
+    identified_export_users: tuple[str, ...]
+    retry_first_delay: float
+    retry_max_delay: float
+    retry_max_attempts: int
+
+    @property
+    def queue_path(self) -> Path:
+        return self.state_dir / "routing-queue.sqlite"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.state_dir / "audit.jsonl"
+
+
+def _path(section: dict, key: str, required: bool = False) -> Path | None:
+    value = section.get(key)
+    if value in (None, ""):
+        if required:
+            raise ConfigError(f'"{SECTION}.{key}" is required')
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f'"{SECTION}.{key}" must be a path')
+    return Path(value)
+
+
+def parse_settings(config: dict) -> Settings:
+    """Validate Orthanc's whole configuration (as JSON) and return the plugin's settings."""
+    section = config.get(SECTION)
+    if not isinstance(section, dict):
+        raise ConfigError(f'the Orthanc configuration has no "{SECTION}" section; orthanc-gdpr needs at least '
+                          f'"KeyFile" and "StateDirectory"')
+    unknown = set(section) - _KEYS
+    if unknown:
+        raise ConfigError(f'unknown "{SECTION}" settings {sorted(unknown)}; known: {sorted(_KEYS)}')
+    key_file = _path(section, "KeyFile", required=True)
+    assert key_file is not None
+    if not key_file.is_file():
+        raise ConfigError(f'"{SECTION}.KeyFile" {key_file} does not exist (create one with 32 random bytes, mode 0600)')
+    state_dir = _path(section, "StateDirectory", required=True)
+    assert state_dir is not None
+    rules = _path(section, "RoutingRules")
+    if rules is not None and not rules.is_file():
+        raise ConfigError(f'"{SECTION}.RoutingRules" {rules} does not exist')
+    profiles = _path(section, "ProfilesDirectory") or profiles_dir()
+    if not profiles.is_dir():
+        raise ConfigError(f'"{SECTION}.ProfilesDirectory" {profiles} is not a directory')
+    downloads = section.get("DownloadProfiles", ["basic"])
+    if not isinstance(downloads, list) or not downloads or not all(isinstance(p, str) for p in downloads):
+        raise ConfigError(f'"{SECTION}.DownloadProfiles" is a non-empty list of profile names')
+    default = section.get("DefaultDownloadProfile", downloads[0])
+    if default not in downloads:
+        raise ConfigError(f'"{SECTION}.DefaultDownloadProfile" {default!r} is not in DownloadProfiles')
+    compression = section.get("ArchiveCompression", "stored")
+    if compression not in COMPRESSION:
+        raise ConfigError(f'"{SECTION}.ArchiveCompression" must be one of {sorted(COMPRESSION)}')
+    users = section.get("IdentifiedExportUsers", [])
+    if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+        raise ConfigError(f'"{SECTION}.IdentifiedExportUsers" is a list of user names')
+    retry = section.get("Retry", {})
+    try:
+        first, most, attempts = (float(retry.get("FirstDelaySeconds", 5)), float(retry.get("MaxDelaySeconds", 600)),
+                                 int(retry.get("MaxAttempts", 20)))
+    except (TypeError, ValueError, AttributeError):
+        raise ConfigError(f'"{SECTION}.Retry" takes numbers: FirstDelaySeconds, MaxDelaySeconds, MaxAttempts') from None
+    return Settings(
+        key_file=key_file, state_dir=state_dir, profiles_dir=profiles, routing_rules=rules,
+        consent_file=_path(section, "ConsentFile"), consent_url=str(section.get("ConsentServiceUrl", "")),
+        consent_token_file=_path(section, "ConsentServiceTokenFile"),
+        download_profiles=tuple(downloads), default_download_profile=default, compression=compression,
+        restrict_identified_export=bool(section.get("RestrictIdentifiedExport", False)),
+        identified_export_users=tuple(users), retry_first_delay=first, retry_max_delay=most,
+        retry_max_attempts=attempts)
