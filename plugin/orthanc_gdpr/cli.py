@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, serve
 from .deid import (DeidentificationError, Deidentifier, KeyFileError, Keyring, ProfileError,
                    UnknownOptionError, deidentify_tree, load_key, load_profile, read)
 from .deid.engine import _label
@@ -66,7 +66,8 @@ def cmd_deidentify(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - start
     report_path = Path(args.report) if args.report else out / "deidentification-report.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(run.to_dict(), indent=1))
+    # Compact JSON: the C encoder writes a report of thousands of instances in a blink.
+    report_path.write_text(json.dumps(run.to_dict(), separators=(",", ":")))
     for path, entry in zip(run.held_back_paths, run.held_back):
         print(f"held back: {path}: {entry['error']}", file=sys.stderr)
     summary = run.summary()
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile_args(i)
     i.add_argument("file")
     i.set_defaults(func=cmd_inspect)
+
+    serve.add_command(sub)
     return parser
 
 

@@ -132,3 +132,16 @@ def serve(opts: ServeOptions) -> int:
               f"{opts.data_dir / 'admin-password'}): {password}")
     sys.stdout.flush()
     return Supervisor(opts, config).run()
+
+
+def add_command(sub) -> None:
+    """Register ``orthanc-gdpr serve`` on the CLI's sub-command parser."""
+    p = sub.add_parser("serve", help="run Orthanc with the plugin on embedded defaults (loopback, auth on)")
+    p.add_argument("--data-dir", default="./orthanc-gdpr-data", type=Path,
+                   help="storage, key, state and generated password (default: ./orthanc-gdpr-data)")
+    p.add_argument("--orthanc-http-port", type=int, default=8042)
+    p.add_argument("--orthanc-dicom-port", type=int, default=4242)
+    p.add_argument("--routing-rules", type=Path, help="routing rules JSON (default: none, downloads only)")
+    p.set_defaults(func=lambda args: serve(ServeOptions(
+        data_dir=args.data_dir, http_port=args.orthanc_http_port, dicom_port=args.orthanc_dicom_port,
+        routing_rules=args.routing_rules)))

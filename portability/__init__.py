@@ -1,0 +1,1 @@
+"""The companion portability service: patient bundles and data-subject rights, beside Orthanc."""
