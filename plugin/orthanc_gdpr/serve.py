@@ -8,9 +8,11 @@ crafted file can crash Orthanc 1.10).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +24,8 @@ from .audit import AuditLog
 from .deid.keys import create_key_file
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULTS = REPO / "orthanc-config" / "orthanc.defaults.json"
+PRODUCTION = REPO / "orthanc-config" / "orthanc.production.json"
+DEFAULTS = REPO / "orthanc-config" / "orthanc.defaults.json"  # serve's loopback overrides
 ENTRY_SCRIPT = REPO / "plugin" / "orthanc_gdpr_plugin.py"
 PYTHON_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 PASSWORD_ENV = "ORTHANC_GDPR_ADMIN_PASSWORD"
@@ -35,7 +38,7 @@ class ServeOptions:
     http_port: int = 8042
     dicom_port: int = 4242
     routing_rules: Path | None = None
-    orthanc_binary: str = "Orthanc"
+    orthanc_binary: str = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 
 
 def _secret_file(path: Path, make: callable) -> tuple[str, bool]:
@@ -57,11 +60,22 @@ def admin_password(data_dir: Path) -> tuple[str, bool]:
     return _secret_file(data_dir / "admin-password", lambda: secrets.token_urlsafe(18))
 
 
+def base_config() -> dict:
+    """The production template with serve's loopback overrides: one source of truth for the
+    security settings (orthanc-config/orthanc.production.json)."""
+    from .config_check.jsonc import loads
+
+    config = loads(PRODUCTION.read_text())
+    overrides = json.loads(DEFAULTS.read_text())
+    overrides.pop("_comment", None)
+    config.update(overrides)
+    return config
+
+
 def write_config(opts: ServeOptions, password: str) -> Path:
-    """Orthanc's configuration for this data directory, from the embedded defaults."""
-    data = opts.data_dir
-    config = json.loads(DEFAULTS.read_text())
-    config.pop("_comment", None)
+    """Orthanc's configuration for this data directory (mode 0600: it holds the password)."""
+    data = opts.data_dir.resolve()
+    config = base_config()
     gdpr = {"KeyFile": str(data / "gdpr.key"), "StateDirectory": str(data / "gdpr-state"),
             "DownloadProfiles": ["basic", "research", "teaching", "clinical-trial"]}
     if opts.routing_rules:
@@ -76,49 +90,102 @@ def write_config(opts: ServeOptions, password: str) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(config, f, indent=2)
+    os.chmod(path, 0o600)
     return path
 
 
-class Supervisor:
-    """Runs Orthanc, restarts it when it dies, stops it on SIGTERM or Ctrl-C."""
+try:  # resolved in the parent: nothing may be dlopen-ed between fork and exec
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _prctl = None
 
-    def __init__(self, opts: ServeOptions, config: Path, restart_delay: float = 1.0):
-        self.opts, self.config, self.restart_delay = opts, config, restart_delay
+
+def _die_with_supervisor() -> None:  # in the child, between fork and exec
+    # Linux: Orthanc gets SIGTERM if the supervisor is killed (even with SIGKILL): no orphan
+    # keeps the ports and the storage.
+    if _prctl is not None:
+        _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Supervisor:
+    """Runs Orthanc, restarts it when it dies (audited), stops it on SIGTERM or Ctrl-C.
+
+    A death within ``quick_death`` seconds of a start doubles the delay before the next start
+    (up to ``max_delay``), so a configuration error does not spin; otherwise Orthanc is back
+    after ``restart_delay`` seconds.
+    """
+
+    def __init__(self, opts: ServeOptions, config: Path, restart_delay: float = 0.5,
+                 max_delay: float = 30.0, quick_death: float = 5.0, stop_timeout: float = 30.0):
+        self.opts, self.config = opts, config
+        self.restart_delay, self.max_delay, self.quick_death = restart_delay, max_delay, quick_death
+        self.stop_timeout = stop_timeout
         self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
         self.stopping = False
+        self.restarts = 0
         self.log = open(opts.data_dir / "orthanc.log", "ab")
 
     def _start(self) -> None:
+        self.started_at = time.monotonic()
         self.process = subprocess.Popen([self.opts.orthanc_binary, str(self.config)],
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+                                        stdin=subprocess.DEVNULL, stdout=self.log,
+                                        stderr=subprocess.STDOUT, cwd=self.opts.data_dir,
+                                        preexec_fn=_die_with_supervisor)
 
     def stop(self, *_: object) -> None:
         self.stopping = True
         if self.process and self.process.poll() is None:
             self.process.terminate()
 
+    def _audit(self, code: int, pid: int, uptime: float, delay: float) -> None:
+        cause = f"signal {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() \
+            else f"exit code {code}"
+        audit = AuditLog(self.opts.data_dir / "gdpr-state" / "audit.jsonl")
+        audit.append("security.orthanc-died", severity="incident", exit_code=code, cause=cause,
+                     pid=pid, uptime_seconds=round(uptime, 1), restart=self.restarts + 1,
+                     restart_delay_seconds=delay, action="restarted by orthanc-gdpr serve")
+        print(f"orthanc-gdpr: Orthanc (pid {pid}) died ({cause}) after {uptime:.1f} s; "
+              f"restarting in {delay:g} s", file=sys.stderr, flush=True)
+
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        delay = self.restart_delay
         self._start()
         while True:
             assert self.process is not None
-            code = self.process.wait()
+            try:
+                code = self.process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                continue
             if self.stopping:
                 return 0
-            audit = AuditLog(self.opts.data_dir / "gdpr-state" / "audit.jsonl")
-            audit.append("security.orthanc-died", exit_code=code, pid=self.process.pid,
-                         action="restarted by the supervisor")
-            print(f"orthanc-gdpr: Orthanc (pid {self.process.pid}) died with code {code}; restarting",
-                  file=sys.stderr, flush=True)
-            time.sleep(self.restart_delay)
-            if not self.stopping:
-                self._start()
+            uptime = time.monotonic() - self.started_at
+            delay = min(delay * 2, self.max_delay) if uptime < self.quick_death else self.restart_delay
+            self._audit(code, self.process.pid, uptime, delay)
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline and not self.stopping:
+                time.sleep(0.05)
+            if self.stopping:
+                return 0
+            self.restarts += 1
+            self._start()
+
+    def shutdown(self) -> None:
+        """After run(): make sure Orthanc is gone (SIGKILL after ``stop_timeout``)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def serve(opts: ServeOptions) -> int:
-    opts.data_dir.mkdir(parents=True, exist_ok=True)
-    (opts.data_dir / "gdpr-state").mkdir(exist_ok=True)
+    opts.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (opts.data_dir / "gdpr-state").mkdir(mode=0o700, exist_ok=True)
     if not (opts.data_dir / "gdpr.key").exists():
         create_key_file(opts.data_dir / "gdpr.key")
     password, created = admin_password(opts.data_dir)
@@ -131,7 +198,11 @@ def serve(opts: ServeOptions) -> int:
         print(f"orthanc-gdpr: generated admin password (shown once, stored owner-only in "
               f"{opts.data_dir / 'admin-password'}): {password}")
     sys.stdout.flush()
-    return Supervisor(opts, config).run()
+    supervisor = Supervisor(opts, config)
+    try:
+        return supervisor.run()
+    finally:
+        supervisor.shutdown()
 
 
 def add_command(sub) -> None:

@@ -1,0 +1,223 @@
+"""``orthanc-gdpr serve`` as a real subprocess: production defaults on loopback, a generated
+password shown once, supervision (kill -9 Orthanc -> restarted, audited), clean shutdown.
+
+``ServeProcess`` is also used by tests/test_hostile.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from orthanc_server import REPO, free_port
+
+sys.path.insert(0, str(REPO / "plugin"))
+
+from orthanc_gdpr import audit  # noqa: E402
+from orthanc_gdpr.config_check import audit as check_config  # noqa: E402
+from orthanc_gdpr.config_check.jsonc import loads  # noqa: E402
+
+CLI = [str(REPO / ".venv" / "bin" / "python"), "-m", "orthanc_gdpr.cli"]
+pytestmark = pytest.mark.integration
+
+
+def children(pid: int) -> list[int]:
+    """PIDs whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class ServeProcess:
+    """``orthanc-gdpr serve`` on free ports with its own data directory."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None):
+        self.data_dir = data_dir
+        self.http_port, self.dicom_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.env = {k: v for k, v in os.environ.items() if k != "ORTHANC_GDPR_ADMIN_PASSWORD"}
+        self.env.update(env or {})
+        self.env["PYTHONPATH"] = str(REPO / "plugin")
+        self.proc: subprocess.Popen | None = None
+        self.stdout_path = data_dir.parent / f"{data_dir.name}-serve.out"
+
+    def start(self, timeout: float = 40.0) -> "ServeProcess":
+        self.out = open(self.stdout_path, "ab")
+        self.offset = self.stdout_path.stat().st_size
+        self.proc = subprocess.Popen(
+            [*CLI, "serve", "--data-dir", str(self.data_dir), "--orthanc-http-port", str(self.http_port),
+             "--orthanc-dicom-port", str(self.dicom_port)],
+            env=self.env, stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+        self.wait_available(timeout)
+        return self
+
+    @property
+    def output(self) -> str:
+        with open(self.stdout_path, "rb") as f:
+            f.seek(self.offset)
+            return f.read().decode(errors="replace")
+
+    @property
+    def password(self) -> str:
+        return (self.data_dir / "admin-password").read_text().strip()
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return ("admin", self.env.get("ORTHANC_GDPR_ADMIN_PASSWORD") or self.password)
+
+    def orthanc_pid(self) -> int | None:
+        assert self.proc is not None
+        kids = [p for p in children(self.proc.pid) if alive(p)]
+        return kids[0] if kids else None
+
+    def wait_available(self, timeout: float = 40.0) -> float:
+        """Seconds until GET /system answers 200 with the admin credentials."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            assert self.proc is not None and self.proc.poll() is None, f"serve exited:\n{self.output}"
+            try:
+                if (self.data_dir / "admin-password").exists() or "ORTHANC_GDPR_ADMIN_PASSWORD" in self.env:
+                    if requests.get(self.url + "/system", auth=self.auth, timeout=2).status_code == 200:
+                        return time.monotonic() - start
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"serve not available within {timeout} s:\n{self.output}\n"
+                             f"{(self.data_dir / 'orthanc.log').read_text()[-3000:]}")
+
+    def audit_records(self) -> list[dict]:
+        path = self.data_dir / "gdpr-state" / "audit.jsonl"
+        return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        orthanc = self.orthanc_pid()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        if orthanc:  # never leave an Orthanc behind, even when the test failed
+            deadline = time.monotonic() + 10
+            while alive(orthanc) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if alive(orthanc):
+                os.kill(orthanc, signal.SIGKILL)
+        self.proc = None
+        self.out.close()
+        return code
+
+
+@pytest.fixture
+def served(tmp_path):
+    server = ServeProcess(tmp_path / "data")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def test_serve_config_is_the_production_template_on_loopback(tmp_path):
+    """orthanc.defaults.json only relaxes what loopback makes unnecessary; everything else is
+    the production template; serve's generated file passes check-config (no critical/high)."""
+    production = loads((REPO / "orthanc-config" / "orthanc.production.json").read_text())
+    overrides = json.loads((REPO / "orthanc-config" / "orthanc.defaults.json").read_text())
+    overrides.pop("_comment")
+    assert overrides == {"RemoteAccessAllowed": False, "SslEnabled": False}
+    from orthanc_gdpr import serve
+
+    data = tmp_path / "d"
+    data.mkdir()
+    path = serve.write_config(serve.ServeOptions(data_dir=data, http_port=18042, dicom_port=14242), "x" * 24)
+    written = json.loads(path.read_text())
+    assert path.stat().st_mode & 0o777 == 0o600
+    runtime = {"HttpPort", "DicomPort", "StorageDirectory", "IndexDirectory", "RegisteredUsers",
+               "Plugins", "PythonScript", "Gdpr"}
+    for key, value in production.items():
+        if key not in runtime:
+            assert written[key] == overrides.get(key, value), key
+    report = check_config(path)
+    severe = [f for f in report["findings"] if f["severity"] in ("critical", "high")]
+    assert severe == [], severe
+    assert report["exit_code"] == 0
+
+
+def test_serve_password_health_restart_audit_and_stop(served: ServeProcess):
+    out = served.output
+    # URLs printed; the generated password shown once, stored owner-only
+    assert f"http://127.0.0.1:{served.http_port}/" in out and "/gdpr/health" in out
+    password_file = served.data_dir / "admin-password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    assert served.password in out and len(served.password) >= 20
+    assert (served.data_dir / "orthanc.json").stat().st_mode & 0o777 == 0o600
+
+    # the plugin's route: 401 without credentials, 200 with
+    assert requests.get(served.url + "/gdpr/health", timeout=5).status_code == 401
+    assert requests.get(served.url + "/system", auth=("orthanc", "orthanc"), timeout=5).status_code == 401
+    r = requests.get(served.url + "/gdpr/health", auth=served.auth, timeout=5)
+    assert r.status_code == 200, r.text
+
+    # kill -9 Orthanc: restarted within seconds, audited, chain intact
+    victim = served.orthanc_pid()
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    downtime = served.wait_available(timeout=20)
+    assert downtime < 10, downtime
+    assert served.orthanc_pid() not in (None, victim)
+    died = [r for r in served.audit_records() if r["event"] == "security.orthanc-died"]
+    assert len(died) == 1 and died[0]["pid"] == victim and died[0]["cause"] == "signal SIGKILL"
+    assert audit.verify(served.data_dir / "gdpr-state" / "audit.jsonl") == []
+    assert requests.get(served.url + "/gdpr/health", auth=served.auth, timeout=5).status_code == 200
+
+    # SIGTERM: serve exits 0 and no Orthanc is left
+    orthanc = served.orthanc_pid()
+    assert served.stop() == 0
+    assert orthanc is not None and not alive(orthanc)
+
+
+def test_second_start_does_not_show_the_password_and_env_password_wins(tmp_path):
+    first = ServeProcess(tmp_path / "data").start()
+    password = first.password
+    first.stop()
+    second = ServeProcess(tmp_path / "data")
+    second.http_port, second.url = first.http_port, first.url
+    try:
+        second.start()
+        assert password not in second.output
+        assert "generated admin password" not in second.output
+        assert requests.get(second.url + "/system", auth=("admin", password), timeout=5).status_code == 200
+    finally:
+        second.stop()
+    third = ServeProcess(tmp_path / "env", env={"ORTHANC_GDPR_ADMIN_PASSWORD": "from-env-" + "k" * 20})
+    try:
+        third.start()
+        assert not (tmp_path / "env" / "admin-password").exists()
+        assert "from-env-" not in third.output
+    finally:
+        third.stop()
