@@ -1,0 +1,54 @@
+"""The FastAPI application factory: ``create_app(settings)``.
+
+Everything with state (database, Orthanc client factory, worker thread, audit sink) is created
+here, never at import time. Routers live in ``portability.routers`` (one per resource).
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import audit
+from .db import Database
+from .errors import install_handlers
+from .jobs import Worker
+from .orthanc import OrthancClient
+from .routers import audit as audit_router
+from .routers import downloads, jobs, links, requests
+from .settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        settings.bundles_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.database_url)
+        db.migrate()
+        app.state.db = db
+        audit.configure(audit.AuditSink(db))
+        worker = Worker(db, settings, app.state.make_client) if settings.worker else None
+        app.state.worker = worker
+        if worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker:
+                worker.stop()
+            db.dispose()
+
+    app = FastAPI(title="orthanc-gdpr portability service", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.make_client = lambda: OrthancClient(settings.orthanc_url, settings.orthanc_auth)
+    install_handlers(app)
+    for module in (requests, jobs, links, downloads, audit_router):
+        app.include_router(module.router)
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict:
+        return {"status": "ok"}
+
+    return app

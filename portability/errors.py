@@ -1,0 +1,54 @@
+"""Known errors of the service, each mapped to a clear 4xx answer by :func:`install_handlers`."""
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from .bundle import BundleError
+from .orthanc import OrthancError, PatientNotFound
+
+
+class ServiceError(Exception):
+    status = 400
+    code = "bad-request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(ServiceError):
+    status, code = 404, "not-found"
+
+
+class Conflict(ServiceError):
+    status, code = 409, "conflict"
+
+
+class Gone(ServiceError):
+    status, code = 410, "gone"
+
+
+class Forbidden(ServiceError):
+    status, code = 403, "forbidden"
+
+
+def install_handlers(app: FastAPI) -> None:
+    def answer(status: int, code: str, message: str) -> JSONResponse:
+        return JSONResponse({"error": code, "detail": message}, status_code=status)
+
+    @app.exception_handler(ServiceError)
+    async def _service(_: Request, exc: ServiceError):
+        return answer(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(PatientNotFound)
+    async def _patient(_: Request, exc: PatientNotFound):
+        return answer(404, "unknown-patient", str(exc))
+
+    @app.exception_handler(OrthancError)
+    async def _orthanc(_: Request, exc: OrthancError):
+        return answer(502, "orthanc-unavailable", str(exc))
+
+    @app.exception_handler(BundleError)
+    async def _bundle(_: Request, exc: BundleError):
+        return answer(409, "bundle-failed", str(exc))

@@ -1,0 +1,120 @@
+"""A small Orthanc REST client (requests): credentials from arguments or the URL itself."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import requests
+
+
+class OrthancError(RuntimeError):
+    """Orthanc could not be reached or refused a request."""
+
+
+class PatientNotFound(LookupError):
+    """No such patient (or none of the chosen studies) in Orthanc."""
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``http://user:pw@host:port/`` -> (``http://host:port``, (user, pw))."""
+    parts = urlsplit(url)
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+        netloc = parts.hostname or ""
+        if ":" in netloc:
+            netloc = f"[{netloc}]"
+        if parts.port:
+            netloc += f":{parts.port}"
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts).rstrip("/"), auth
+
+
+class OrthancClient:
+    def __init__(self, url: str, auth: tuple[str, str] | None = None, timeout: float = 60.0) -> None:
+        base, url_auth = split_credentials(url)
+        self.url = base
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.auth = auth or url_auth
+        # Connection pool large enough for the parallel instance downloads.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=8)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def __repr__(self) -> str:
+        return f"<OrthancClient {self.url}>"
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            r = self.session.request(method, self.url + path, **kwargs)
+        except requests.RequestException as e:
+            raise OrthancError(f"Orthanc at {self.url} unreachable ({type(e).__name__}): {e}") from e
+        if r.status_code == 401:
+            raise OrthancError(f"Orthanc at {self.url} refused the credentials (401)")
+        return r
+
+    def get_json(self, path: str, **kwargs: Any) -> Any:
+        r = self._request("GET", path, **kwargs)
+        if r.status_code == 404:
+            raise PatientNotFound(f"Orthanc has no {path}")
+        if r.status_code >= 400:
+            raise OrthancError(f"GET {path} -> {r.status_code}: {r.text[:300]}")
+        return r.json()
+
+    def post_json(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        r = self._request("POST", path, json=body, **kwargs)
+        if r.status_code >= 400:
+            raise OrthancError(f"POST {path} -> {r.status_code}: {r.text[:300]}")
+        return r.json()
+
+    def system(self) -> dict:
+        return self.get_json("/system")
+
+    # ------------------------------------------------------------------ lookup
+    def find_patients(self, patient_id: str) -> list[dict]:
+        return self.post_json("/tools/find", {"Level": "Patient", "Query": {"PatientID": patient_id},
+                                              "Expand": True, "CaseSensitive": True})
+
+    def resolve_patient(self, patient_id: str | None = None, orthanc_id: str | None = None) -> dict:
+        """The expanded Orthanc patient for a DICOM PatientID (exact match) or an Orthanc id."""
+        if orthanc_id:
+            return self.get_json(f"/patients/{orthanc_id}")
+        found = [p for p in self.find_patients(patient_id or "")
+                 if p.get("MainDicomTags", {}).get("PatientID") == patient_id]
+        if not found:
+            raise PatientNotFound(f"no patient with PatientID {patient_id!r} in Orthanc")
+        return found[0]
+
+    def patient_studies(self, orthanc_patient: str) -> list[dict]:
+        return self.get_json(f"/patients/{orthanc_patient}/studies")
+
+    def study_series(self, study: str) -> list[dict]:
+        return self.get_json(f"/studies/{study}/series")
+
+    def series_instances(self, series: str) -> list[dict]:
+        return self.get_json(f"/series/{series}/instances")
+
+    def instance_tags(self, instance: str) -> dict:
+        return self.get_json(f"/instances/{instance}/simplified-tags")
+
+    def stream_instance(self, instance: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+        r = self._request("GET", f"/instances/{instance}/file", stream=True)
+        with r:
+            if r.status_code >= 400:
+                raise OrthancError(f"GET /instances/{instance}/file -> {r.status_code}")
+            try:
+                yield from r.iter_content(chunk)
+            except requests.RequestException as e:
+                raise OrthancError(f"Orthanc at {self.url} stopped answering mid-transfer: {e}") from e
+
+    def preview_png(self, instance: str) -> bytes | None:
+        r = self._request("GET", f"/instances/{instance}/preview", headers={"Accept": "image/png"})
+        return r.content if r.status_code == 200 else None
+
+    def upload(self, data: bytes) -> dict:
+        r = self._request("POST", "/instances", data=data, headers={"Content-Type": "application/dicom"})
+        if r.status_code >= 400:
+            raise OrthancError(f"upload refused: {r.status_code} {r.text[:300]}")
+        return r.json()

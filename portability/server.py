@@ -1,0 +1,13 @@
+"""Run the service with uvicorn: ``portability.server.run(settings)``."""
+from __future__ import annotations
+
+from .settings import Settings
+
+
+def run(settings: Settings | None = None) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    settings = settings or Settings.from_env()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
