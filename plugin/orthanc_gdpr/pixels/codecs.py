@@ -1,0 +1,108 @@
+"""Decoding pixel data to frames and writing masked frames back, losslessly or uncompressed.
+
+Decoding goes through pydicom's pixel handlers (pylibjpeg, openjpeg, RLE; deflate is read by
+pydicom itself), for every transfer syntax they support. Colour frames come back as RGB
+whatever the stored photometric interpretation (YBR_FULL, YBR_FULL_422, YBR_RCT, YBR_ICT).
+
+Writing back uses ``Dataset.set_pixel_data`` (which fixes Rows, Columns, Samples per Pixel,
+Photometric Interpretation, Planar Configuration, Bits Allocated/Stored, High Bit, Pixel
+Representation and Number of Frames), then, for ``reencode="lossless"``, compresses with an
+encoder that pydicom has here. Lossy Image Compression is never reset: an image that was lossy
+once stays flagged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import get_encoder
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+    UID,
+)
+
+REENCODE_MODES = ("lossless", "uncompressed")
+#: Native syntaxes: written back as Explicit VR Little Endian (Deflated stays deflated).
+NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian)
+#: Lossless syntaxes we re-encode into when the input had one of them; anything else compressed
+#: (lossy JPEG, JPEG lossless, JPEG-LS without an encoder) becomes RLE Lossless.
+LOSSLESS_ENCODABLE = (RLELossless, JPEG2000Lossless, JPEGLSLossless)
+
+
+class CodecError(ValueError):
+    """The pixel data cannot be decoded or written back."""
+
+
+def decode(ds: Dataset) -> np.ndarray:
+    """All frames as one array ``(frames, rows, columns[, samples])``, colour as RGB."""
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:  # pydicom raises many types for missing handlers and bad data
+        raise CodecError(f"cannot decode {ds.file_meta.TransferSyntaxUID.name}: {exc}") from exc
+    frames = int(ds.get("NumberOfFrames") or 1)
+    return arr if frames > 1 else arr[None, ...]
+
+
+def _photometric(ds: Dataset) -> str:
+    pi = str(ds.PhotometricInterpretation)
+    return "RGB" if int(ds.SamplesPerPixel) == 3 else pi
+
+
+def black_value(ds: Dataset) -> int:
+    """The stored value that displays as black under any window: the smallest value Bits Stored
+    can hold (the largest for MONOCHROME1); 0 for colour and palette images."""
+    if int(ds.SamplesPerPixel) == 3 or ds.PhotometricInterpretation == "PALETTE COLOR":
+        return 0
+    bits, signed = int(ds.BitsStored), int(ds.get("PixelRepresentation", 0)) == 1
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    return high if ds.PhotometricInterpretation == "MONOCHROME1" else low
+
+
+def _encodable(syntax: UID, ds: Dataset) -> bool:
+    try:
+        encoder = get_encoder(syntax)
+    except NotImplementedError:
+        return False
+    if not encoder.is_available:
+        return False
+    if syntax == RLELossless:  # RLE: one segment per byte of each sample, 15 at most
+        return int(ds.SamplesPerPixel) * int(ds.BitsAllocated) // 8 <= 15
+    return int(ds.BitsStored) <= (24 if syntax == JPEG2000Lossless else 16)
+
+
+def target_syntax(ds: Dataset, reencode: str) -> UID:
+    """The transfer syntax the masked pixels are written in (see the module docstring)."""
+    if reencode not in REENCODE_MODES:
+        raise CodecError(f"reencode must be one of {REENCODE_MODES}, not {reencode!r}")
+    source = ds.file_meta.TransferSyntaxUID
+    if reencode == "uncompressed":
+        return ExplicitVRLittleEndian
+    if source in NATIVE:
+        return DeflatedExplicitVRLittleEndian if source == DeflatedExplicitVRLittleEndian else ExplicitVRLittleEndian
+    for syntax in ((source,) if source in LOSSLESS_ENCODABLE else ()) + (RLELossless,):
+        if _encodable(syntax, ds):
+            return syntax
+    return ExplicitVRLittleEndian
+
+
+def encode(ds: Dataset, frames: np.ndarray, reencode: str) -> UID:
+    """Write ``frames`` into ``ds`` in the syntax :func:`target_syntax` picks; returns it."""
+    target = target_syntax(ds, reencode)
+    arr = frames if frames.shape[0] > 1 else frames[0]
+    try:
+        if not ds.file_meta.TransferSyntaxUID.is_little_endian:
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.set_pixel_data(arr, _photometric(ds), int(ds.BitsStored), generate_instance_uid=False)
+        if target == DeflatedExplicitVRLittleEndian:
+            ds.file_meta.TransferSyntaxUID = target
+        elif target != ExplicitVRLittleEndian:
+            ds.compress(target, arr, generate_instance_uid=False)
+    except Exception as exc:  # encoder plugins raise RuntimeError, ValueError, ...
+        raise CodecError(f"cannot write pixel data as {target.name}: {exc}") from exc
+    return target

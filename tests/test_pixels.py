@@ -1,0 +1,239 @@
+"""Clean Pixel Data, Clean Graphics, report-bearing objects and defacing (orthanc_gdpr.pixels)."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    RLELossless,
+    generate_uid,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pixel_corpus import head_phantom, masked_map, package_files, rendered_cases, reread, score  # noqa: E402
+
+from orthanc_gdpr.pixels import (  # noqa: E402
+    MaskRules,
+    PixelCleaningError,
+    at_risk_modalities,
+    clean_graphics,
+    clean_pixel_data,
+    deface_volume,
+    is_report_bearing,
+    previews,
+)
+from orthanc_gdpr.pixels.masks import _parse  # noqa: E402
+from orthanc_gdpr.pixels.ultrasound import region_boxes  # noqa: E402
+
+NO_RULES = MaskRules(())
+
+
+def _fhws(ds: Dataset, arr: np.ndarray) -> np.ndarray:
+    """Pixels as (frames, rows, columns, samples)."""
+    return arr.reshape(int(ds.get("NumberOfFrames") or 1), int(ds.Rows), int(ds.Columns), int(ds.SamplesPerPixel))
+
+
+def _pixel_module(ds: Dataset) -> None:
+    arr = ds.pixel_array
+    frames = int(ds.get("NumberOfFrames") or 1)
+    assert arr.shape[:3 if frames > 1 else 2] == ((frames,) if frames > 1 else ()) + (ds.Rows, ds.Columns)
+    assert ds.HighBit == ds.BitsStored - 1
+    assert (arr.shape[-1] == 3) == (ds.SamplesPerPixel == 3)
+
+
+def test_rendered_text_is_masked_with_high_recall_and_little_false_masking(tmp_path: Path) -> None:
+    chars = hit = strings = full = 0
+    false: list[float] = []
+    for case in rendered_cases(12):
+        report = clean_pixel_data(case.ds, masks=NO_RULES)
+        after = reread(case.ds, tmp_path / "out.dcm")
+        _pixel_module(after)
+        assert after.BurnedInAnnotation == "NO"
+        assert any(i.CodeValue == "113101" for i in after.DeidentificationMethodCodeSequence)
+        masked = masked_map((int(after.Rows), int(after.Columns)), report.boxes)
+        c, h, f, fm = score(case, masked)
+        chars, hit, strings, full = chars + c, hit + h, strings + len(case.strings), full + f
+        false.append(fm)
+        frames = after.pixel_array if case.frames > 1 else after.pixel_array[None]
+        assert all(np.all(fr[masked] == fr[masked].min()) for fr in frames)
+    recall = hit / chars
+    print(f"\nrendered corpus: {strings} strings, {chars} characters; recall {recall:.4f}, "
+          f"strings fully masked {full}/{strings}; false masking mean {np.mean(false):.4f} max {max(false):.4f}")
+    assert full == strings
+    assert max(false) < 0.05
+
+
+def test_ultrasound_is_blanked_outside_its_regions() -> None:
+    ds = Dataset()
+    ds.Modality, ds.Rows, ds.Columns = "US", 100, 120
+    region = Dataset()
+    region.RegionLocationMinX0, region.RegionLocationMinY0 = 10, 20
+    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = 109, 89
+    ds.SequenceOfUltrasoundRegions = [region]
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.6.1", generate_uid()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.set_pixel_data(np.full((100, 120), 200, np.uint8), "MONOCHROME2", 8)
+    report = clean_pixel_data(ds, ocr=False, masks=NO_RULES)
+    arr = ds.pixel_array
+    assert region_boxes(ds) == [(10, 20, 110, 90)]
+    assert "us-regions" in report.methods
+    assert (arr[20:90, 10:110] == 200).all() and arr[:20].max() == 0 and arr[:, :10].max() == 0
+
+
+def test_package_ultrasound_files_get_their_banner_masked() -> None:
+    files = [f for f in package_files() if f.name in ("GREYSCALE_IMAGE.dcm", "US1_J2KR.dcm", "RGB_IMAGE.dcm")]
+    if not files:
+        pytest.skip("pydicom-data / deid-data not installed")
+    for path in files:
+        ds = pydicom.dcmread(path)
+        report = clean_pixel_data(ds, masks=NO_RULES)
+        assert report.boxes or "us-regions" in report.methods, path.name
+        assert report.masked_pixels > 0
+
+
+def _synthetic(syntax: str, frames: int = 1, rgb: bool = False) -> Dataset:
+    rng = np.random.default_rng(3)
+    ds = Dataset()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.Modality, ds.Manufacturer = "OT", "ACME"
+    shape = ((frames,) if frames > 1 else ()) + (64, 80) + ((3,) if rgb else ())
+    arr = rng.integers(30, 220, shape, dtype=np.uint8)
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    ds.set_pixel_data(arr, "RGB" if rgb else "MONOCHROME2", 8)
+    if syntax != ExplicitVRLittleEndian:
+        ds.compress(syntax, encoding_plugin="pylibjpeg" if syntax == RLELossless else "", generate_instance_uid=False)
+    return ds
+
+
+RULE = MaskRules((_parse({"name": "ACME banner", "match": {"Manufacturer": {"equals": "acme"}},
+                          "boxes": [{"x": 0, "y": 0, "width": 4000, "height": 10}], "origin": "test"}),))
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, RLELossless, JPEG2000Lossless])
+@pytest.mark.parametrize("reencode", ["lossless", "uncompressed"])
+def test_each_transfer_syntax_round_trips_with_unmasked_pixels_unchanged(syntax, reencode, tmp_path: Path) -> None:
+    ds = _synthetic(syntax, frames=3, rgb=syntax == JPEG2000Lossless)
+    before = ds.pixel_array.copy()
+    report = clean_pixel_data(ds, ocr=False, masks=RULE, reencode=reencode)
+    after = reread(ds, tmp_path / "x.dcm")
+    _pixel_module(after)
+    arr = _fhws(after, after.pixel_array)
+    before = _fhws(after, before)
+    assert report.methods == ["mask-rule:ACME banner"]
+    assert (arr[:, :10] == 0).all()
+    assert np.array_equal(arr[:, 10:], before[:, 10:])
+    expected = ExplicitVRLittleEndian if reencode == "uncompressed" else syntax
+    assert after.file_meta.TransferSyntaxUID == expected
+    assert after.PhotometricInterpretation in ("RGB", "MONOCHROME2", "YBR_RCT")
+
+
+@pytest.mark.parametrize("name", ["emri_small_jpeg_ls_lossless.dcm", "JPEG-LL.dcm", "emri_small_RLE.dcm",
+                                  "OBXXXX1A_rle_2frame.dcm", "SC_rgb_dcmtk_ebcys2_dcmd.dcm",
+                                  "color3d_jpeg_baseline.dcm", "US1_J2KR.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm"])
+def test_package_transfer_syntaxes_decode_mask_and_reencode(name: str, tmp_path: Path) -> None:
+    try:
+        import data_store
+    except ImportError:
+        pytest.skip("pydicom-data not installed")
+    ds = pydicom.dcmread(Path(data_store.__file__).parent / "data" / name)
+    ds.Manufacturer, ds.Modality = "ACME", "OT"  # OT: no ultrasound-region blanking here
+    before = _fhws(ds, ds.pixel_array.copy())
+    clean_pixel_data(ds, ocr=False, masks=RULE)
+    after = reread(ds, tmp_path / "x.dcm")
+    _pixel_module(after)
+    arr = _fhws(after, after.pixel_array)
+    assert (arr[:, :10] == arr[:, :10].min()).all()
+    assert np.array_equal(arr[:, 10:], before[:, 10:])
+
+
+def test_cine_text_found_on_static_layer_is_masked_on_every_frame() -> None:
+    case = next(c for c in rendered_cases(6) if c.frames > 1)
+    report = clean_pixel_data(case.ds, masks=NO_RULES)
+    assert report.frames == case.frames and report.ocr_images >= 2
+    masked = masked_map((int(case.ds.Rows), int(case.ds.Columns)), report.boxes)
+    assert score(case, masked)[2] == len(case.strings)
+    assert (case.ds.pixel_array[:, masked] == 0).all()
+
+
+def test_undecodable_pixels_raise_a_clear_error() -> None:
+    ds = _synthetic(ExplicitVRLittleEndian)
+    ds.PixelData = b"\x00" * 10
+    with pytest.raises(PixelCleaningError):
+        clean_pixel_data(ds, ocr=False, masks=NO_RULES)
+
+
+def test_ocr_modalities_come_from_config() -> None:
+    assert "US" in at_risk_modalities() and "DX" not in at_risk_modalities()
+    assert {"DX", "CR"} <= at_risk_modalities({"OcrAlsoModalities": ["dx", "CR"]})
+    assert at_risk_modalities({"OcrModalities": ["US"]}) == {"US"}
+
+
+def test_shipped_mask_rules_load_with_an_origin_each() -> None:
+    rules = MaskRules.load()
+    assert len(rules.rules) >= 20 and all(r.origin for r in rules.rules)
+
+
+def _item(**kw) -> Dataset:
+    d = Dataset()
+    for k, v in kw.items():
+        setattr(d, k, v)
+    return d
+
+
+def test_report_bearing_objects_are_recognised() -> None:
+    assert is_report_bearing(_item(SOPClassUID="1.2.840.10008.5.1.4.1.1.88.33", Modality="SR"))
+    assert is_report_bearing(_item(SOPClassUID="1.2.840.10008.5.1.4.1.1.104.1", Modality="DOC"))
+    ko_text = _item(SOPClassUID="1.2.840.10008.5.1.4.1.1.88.59", ContentSequence=[_item(ValueType="TEXT")])
+    assert is_report_bearing(ko_text)
+    assert is_report_bearing(_item(SOPClassUID="1.2.840.10008.5.1.4.1.1.88.59", ContentSequence=[])) is None
+    pr = _item(SOPClassUID="1.2.840.10008.5.1.4.1.1.11.1",
+               GraphicAnnotationSequence=[_item(TextObjectSequence=[_item(UnformattedTextValue="DOE")])])
+    assert is_report_bearing(pr)
+    assert is_report_bearing(_item(SOPClassUID="1.2.840.10008.5.1.4.1.1.7", ConversionType="SD"))
+    assert is_report_bearing(_item(SOPClassUID="1.2.840.10008.5.1.4.1.1.2", SeriesDescription="Dose Report"))
+    assert is_report_bearing(_item(SOPClassUID="1.2.840.10008.5.1.4.1.1.2", Modality="CT")) is None
+
+
+def test_clean_graphics_removes_overlays_and_presentation_text() -> None:
+    ds = pydicom.dcmread(pydicom.data.get_testdata_file("MR-SIEMENS-DICOM-WithOverlays.dcm"))
+    assert any(e.tag.group == 0x6000 for e in ds)
+    ds.GraphicAnnotationSequence = [_item(TextObjectSequence=[_item(UnformattedTextValue="DOE")]),
+                                    _item(TextObjectSequence=[_item(UnformattedTextValue="X")],
+                                          GraphicObjectSequence=[_item(GraphicType="POLYLINE")])]
+    report = clean_graphics(ds)
+    assert report.overlay_elements_removed > 0 and report.text_objects_removed == 2
+    assert not any(e.tag.group & 0xFF01 == 0x6000 for e in ds)
+    assert len(ds.GraphicAnnotationSequence) == 1 and "TextObjectSequence" not in ds.GraphicAnnotationSequence[0]
+
+
+def test_defacing_removes_the_face_and_keeps_the_brain() -> None:
+    slices, regions = head_phantom()
+    shuffled = slices[::2] + slices[1::2]
+    before = np.stack([s.pixel_array.astype(np.int32) - 1024 for s in slices])
+    report = deface_volume(shuffled)
+    after = np.stack([s.pixel_array.astype(np.int32) - 1024 for s in slices])
+    face, brain = regions["face"], regions["brain"]
+    face_before, face_after = (before[face] > -500).sum(), (after[face] > -500).sum()
+    print(f"\ndefacing: face voxels {face_before} -> {face_after}, brain voxels {brain.sum()}, removed {report.voxels_removed}")
+    assert face_after < 0.05 * face_before
+    assert np.array_equal(after[brain], before[brain])
+
+
+def test_previews_are_written(tmp_path: Path) -> None:
+    case = rendered_cases(1)[0]
+    before = copy.deepcopy(case.ds)
+    report = clean_pixel_data(case.ds, masks=NO_RULES)
+    paths = previews(before, case.ds, report.boxes, tmp_path)
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
