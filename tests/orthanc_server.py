@@ -272,6 +272,7 @@ class OrthancServer(_Process):
         self.http_port: int | None = None
         self.dicom_port: int | None = None
         self.session = requests.Session()
+        self.session.headers["Accept-Encoding"] = "identity"  # Orthanc would gzip every answer
         self.session.auth = (self.username, self.password)
 
     def __repr__(self) -> str:
@@ -472,11 +473,23 @@ class StoreScp(_Process):
     def as_modality(self) -> list[Any]:
         return [self.aet, LOOPBACK, self.port]
 
+    def reserve_port(self) -> int:
+        """Choose the port now, before ``start()`` (to declare a destination that is still down);
+        ``start()`` then keeps it."""
+        if self.port is None:
+            self.port = free_port()
+        self._fixed_port = True
+        return self.port
+
     def start(self, attempts: int = 5) -> "StoreScp":
         if self.running:
             return self
+        fixed = getattr(self, "_fixed_port", False)
         for attempt in range(attempts):
-            self.port = free_port()
+            if not fixed or self.port is None:
+                self.port = free_port()
+            elif attempt:
+                time.sleep(0.5)
             try:
                 self._start_once()
                 return self
@@ -543,3 +556,126 @@ class StoreScp(_Process):
             f"{self!r}: expected {count} file(s), got {len(self.received_files())} "
             f"within {timeout} s\n{self.log_tail()}"
         )
+
+
+# =================================================================== test data and waiting
+# Helpers shared by the integration tests (routing, downloads, audit): synthetic studies built
+# from pydicom's CT_small.dcm, and polling with a deadline.
+
+#: PHI of the synthetic patient: distinctive enough to grep for in raw bytes.
+PHI_NAME = "Zyxwvut^Qwertyuiop"
+PHI_ID = "PHI-77881234"
+
+
+def make_ct_study(
+    count: int = 4,
+    *,
+    patient_name: str = PHI_NAME,
+    patient_id: str = PHI_ID,
+    series: int = 2,
+    rows: int | None = None,
+    modality: str = "CT",
+) -> list[bytes]:
+    """``count`` CT instances (Part 10 bytes) of one new study of one patient, spread over
+    ``series`` series, with fresh Study/Series/SOP UIDs. The patient's name is also typed into a
+    nested sequence (OtherPatientIDsSequence > item > PatientName-like free text). With ``rows``,
+    the pixel data is a ``rows`` x ``rows`` 16-bit image (for benchmarks)."""
+    import io
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
+    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    study_uid = generate_uid()
+    frame_uid = generate_uid()
+    series_uids = [generate_uid() for _ in range(series)]
+    pixels = None
+    if rows:  # 12-bit noise: compresses about as poorly as real CT, unlike a repeated pattern
+        import numpy as np
+
+        pixels = np.random.default_rng(1).integers(0, 4096, size=rows * rows, dtype=np.uint16).tobytes()
+    out = []
+    for i in range(count):
+        ds = template.copy()
+        ds.file_meta = template.file_meta.copy()
+        ds.PatientName = patient_name
+        ds.PatientID = patient_id
+        ds.Modality = modality
+        ds.StudyInstanceUID = study_uid
+        ds.FrameOfReferenceUID = frame_uid
+        ds.SeriesInstanceUID = series_uids[i % series]
+        ds.SeriesNumber = i % series + 1
+        ds.InstanceNumber = i + 1
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.StudyDescription = "GDPR routing test"
+        item = Dataset()
+        item.PatientID = patient_id
+        item.IssuerOfPatientID = "HOSPITAL"
+        nested = Dataset()
+        nested.PatientName = patient_name  # the name again, two levels down
+        item.ReferencedPatientSequence = [nested]
+        ds.OtherPatientIDsSequence = [item]
+        if pixels is not None:
+            ds.Rows = ds.Columns = rows
+            ds.PixelData = pixels
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        out.append(buf.getvalue())
+    return out
+
+
+def deep_sequence_instance(depth: int, template: bytes) -> bytes:
+    """``template`` with sequences nested ``depth`` levels deep (fresh SOP Instance UID)."""
+    import io
+
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(io.BytesIO(template))
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    inner = Dataset()
+    inner.CodeMeaning = "innermost"
+    for _ in range(depth - 1):
+        outer = Dataset()
+        outer.ContentSequence = [inner]
+        inner = outer
+    ds.ContentSequence = [inner]
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; return that, or raise after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message} (last: {last!r})")
+
+
+def write_rules(path: str | os.PathLike[str], *rules: Mapping[str, Any]) -> Path:
+    """Write a routing rules file (``{"rules": [...]}``) and return its path."""
+    path = Path(path)
+    path.write_text(json.dumps({"rules": list(rules)}, indent=2))
+    return path
+
+
+DCMCONV_BINARY = os.environ.get("DCMCONV_BINARY") or shutil.which("dcmconv") or "/usr/bin/dcmconv"
+
+
+def big_endian(data: bytes, workdir: str | os.PathLike[str]) -> bytes:
+    """``data`` re-encoded by DCMTK in the retired Explicit VR Big Endian transfer syntax
+    (Orthanc stores it; the engine refuses it)."""
+    src, dst = Path(workdir) / "le.dcm", Path(workdir) / "be.dcm"
+    src.write_bytes(data)
+    subprocess.run([DCMCONV_BINARY, "+tb", str(src), str(dst)], check=True, capture_output=True)
+    return dst.read_bytes()

@@ -25,7 +25,7 @@ from ..deid.profile import ProfileError
 from ..downloads import instance_ids, stream_archive
 from ..orthanc_api import OrthancApiError
 from ..routing.rules import RuleError
-from ..runtime import Runtime
+from ..runtime import IDENTIFIED_EXPORT_ROUTES, Runtime
 from ..settings import ConfigError, parse_settings
 from .api import PluginApi
 
@@ -43,12 +43,18 @@ def _answer_json(output: Any, body: Any) -> None:
 
 
 def _error(output: Any, status: int, message: str) -> None:
-    output.SendHttpStatus(status, json.dumps({"error": message}))
+    # Plugin 4.0 parses (status, str body, size) ("Hsk"); later releases take (status, buffer).
+    body = json.dumps({"error": message})
+    try:
+        output.SendHttpStatus(status, body, len(body.encode()))
+    except TypeError:
+        output.SendHttpStatus(status, body.encode())
 
 
 def _user(request: dict) -> str:
     """The HTTP Basic user of a request, for audit records ("anonymous" without auth)."""
-    header = (request.get("headers") or {}).get("authorization", "")
+    headers = request.get("headers") or {}
+    header = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
     if header.lower().startswith("basic "):
         try:
             return base64.b64decode(header[6:]).decode("utf-8", "replace").split(":", 1)[0]
@@ -62,11 +68,17 @@ def register(orthanc: Any) -> None:
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
     try:
-        runtime = Runtime.build(parse_settings(json.loads(orthanc.GetConfiguration())), PluginApi(orthanc))
+        config = json.loads(orthanc.GetConfiguration())
+        runtime = Runtime.build(parse_settings(config), PluginApi(orthanc))
     except (ConfigError, ProfileError, RuleError, KeyFileError, OSError) as e:
         orthanc.LogError(f"{PLUGIN_NAME}: refusing to start: {e}")
         raise SystemExit(f"{PLUGIN_NAME}: refusing to start: {e}") from None
     _register_routes(orthanc, runtime)
+    if config.get("HttpCompressionEnabled", True) and not hasattr(getattr(orthanc, "RestOutput", None), "StartStreamAnswer"):
+        # Without streamed answers (plugin < 4.3), Orthanc gzips each de-identified ZIP in memory
+        # for clients that accept gzip: ~5x slower downloads and a second copy of the archive.
+        orthanc.LogWarning(f"{PLUGIN_NAME}: HttpCompressionEnabled is on: de-identified archives will be "
+                           "gzip-compressed in memory by Orthanc; set it to false for large downloads")
     orthanc.LogWarning(f"{PLUGIN_NAME} {orthanc_gdpr.__version__} ready: {len(runtime.router.rules)} routing rule(s), "
                        f"download profiles {', '.join(runtime.settings.download_profiles)}")
 
@@ -216,12 +228,19 @@ def _register_routes(orthanc: Any, rt: Runtime) -> None:
     rt.worker.on_error = lambda e: orthanc.LogError(f"{PLUGIN_NAME}: routing worker: {type(e).__name__}: {e}")
 
     if rt.settings.restrict_identified_export:
-        def on_request(uri: str, method: int, ip: str, username: str, headers: dict, **_: Any) -> bool:
-            allowed = rt.may_export_identified(uri, username or "")
-            if not allowed:
-                rt.audit.append("export.refused", user=username or "anonymous", uri=uri,
-                                reason="identified export not permitted for this user")
-            return allowed
+        # Plugin 4.0 calls filter(uri, method=, ip=, headers=, get=): no user name is passed, so it
+        # is read from the Basic credentials, which Orthanc has already checked at this point.
+        def on_request(uri: str, **request: Any) -> bool:
+            try:
+                username = request.get("username") or _user(request)
+                allowed = rt.may_export_identified(uri, "" if username == "anonymous" else username)
+                if not allowed:
+                    rt.audit.append("export.refused", user=username, uri=uri,
+                                    reason="identified export not permitted for this user")
+                return allowed
+            except Exception as e:  # fail closed: an error in the filter never opens the export routes
+                orthanc.LogError(f"{PLUGIN_NAME}: request filter: {type(e).__name__}: {e}")
+                return not IDENTIFIED_EXPORT_ROUTES.match(uri)
         orthanc.RegisterIncomingHttpRequestFilter(on_request)
 
 

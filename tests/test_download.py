@@ -1,0 +1,141 @@
+"""De-identified downloads from a real Orthanc, and the filter on Orthanc's plain export routes."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pydicom
+import pytest
+import requests
+
+from orthanc_gdpr.deid import Deidentifier, Keyring, deidentify_bytes, load_key, load_profile
+from orthanc_server import PHI_ID, PHI_NAME, make_ct_study
+
+PHI_STRINGS = [PHI_NAME, *PHI_NAME.split("^"), PHI_ID]
+
+
+def forbidden_values(files: list[bytes]) -> set[str]:
+    values = set(PHI_STRINGS)
+    for data in files:
+        ds = pydicom.dcmread(io.BytesIO(data))
+        values |= {ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.FrameOfReferenceUID}
+    return values
+
+
+def assert_clean(data: bytes, forbidden: set[str], where: str) -> None:
+    for s in forbidden:
+        assert s.encode() not in data, f"{where}: original value {s!r} found"
+
+
+def test_deidentified_study_series_and_instance_downloads_are_clean_and_audited(orthanc_factory):
+    server = orthanc_factory(gdpr={"DownloadProfiles": ["basic", "research"]})
+    files = make_ct_study(4, series=2)
+    ids = [server.upload(f) for f in files]
+    study = server.get_json(f"/instances/{ids[0]}/study")["ID"]
+    series = server.get_json(f"/studies/{study}")["Series"]
+    forbidden = forbidden_values(files)
+
+    r = server.get(f"/gdpr/studies/{study}/archive", params={"profile": "research"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/zip")
+    assert f"{study}-research.zip" in r.headers.get("Content-Disposition", "")
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        names = zf.namelist()
+        assert "deidentification-report.json" in names and "HELD_BACK.txt" not in names
+        dicoms = [n for n in names if n.endswith(".dcm")]
+        assert len(dicoms) == 4, names
+        engine = Deidentifier(load_profile("research"), Keyring(load_key(server.key_file)))
+        expected = {str(deidentify_bytes(engine, f)[0].SOPInstanceUID) for f in files}
+        got = set()
+        for n in dicoms:
+            data = zf.read(n)
+            assert_clean(data, forbidden, n)
+            assert_clean(n.encode(), forbidden, "file name")
+            ds = pydicom.dcmread(io.BytesIO(data))
+            assert ds.PatientIdentityRemoved == "YES" and ds.PatientID != PHI_ID
+            got.add(str(ds.SOPInstanceUID))
+        assert got == expected  # the same key and profile give the engine's local result
+        report = json.loads(zf.read("deidentification-report.json"))
+        assert report["profile"] == "research"
+        assert_clean(zf.read("deidentification-report.json"), forbidden, "report")
+
+    r = server.get(f"/gdpr/series/{series[0]}/archive")  # default profile: basic
+    assert r.status_code == 200, r.text
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        assert len([n for n in zf.namelist() if n.endswith(".dcm")]) == 2
+        for n in zf.namelist():
+            assert_clean(zf.read(n), forbidden, n)
+
+    r = server.get(f"/gdpr/instances/{ids[0]}/file", params={"profile": "research"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/dicom")
+    assert_clean(r.content, forbidden, "instance file")
+    assert pydicom.dcmread(io.BytesIO(r.content)).PatientIdentityRemoved == "YES"
+
+    assert server.get_json("/gdpr/profiles") == {"download": ["basic", "research"], "default": "basic",
+                                                 "routing_rules": []}
+
+    # Errors: a profile not offered -> 400; missing resources -> 404.
+    assert server.get(f"/gdpr/studies/{study}/archive", params={"profile": "no-such"}).status_code == 400
+    assert server.get(f"/gdpr/studies/{study}/archive", params={"profile": "teaching"}).status_code == 400
+    assert server.get("/gdpr/studies/does-not-exist/archive").status_code == 404
+    assert server.get("/gdpr/series/does-not-exist/archive").status_code == 404
+    assert server.get("/gdpr/instances/does-not-exist/file").status_code == 404
+    assert server.post(f"/gdpr/studies/{study}/archive").status_code == 405
+
+    downloads = [r for r in server.audit_records if r["event"] == "download"]
+    assert [(d["level"], d["profile"], d["instances"]) for d in downloads] == [
+        ("studies", "research", 4), ("series", "basic", 2), ("instances", "research", 1)]
+    assert all(d["user"] == server.username for d in downloads)
+    assert any(r["event"] == "download.refused" for r in server.audit_records)
+    assert_clean((server.state_dir / "audit.jsonl").read_bytes(), forbidden, "audit log")
+
+
+def test_restricted_identified_export_blocks_other_users_but_not_deidentified_downloads(orthanc_factory):
+    admin, viewer = "gdpr-admin", "viewer"
+    server = orthanc_factory(
+        username=admin, password="admin-secret",
+        extra={"RegisteredUsers": {admin: "admin-secret", viewer: "viewer-secret"}},
+        gdpr={"RestrictIdentifiedExport": True, "IdentifiedExportUsers": [admin]})
+    files = make_ct_study(2, series=1)
+    ids = [server.upload(f) for f in files]
+    study = server.get_json(f"/instances/{ids[0]}/study")["ID"]
+
+    as_viewer = requests.Session()
+    as_viewer.auth = (viewer, "viewer-secret")
+    plain_archive = as_viewer.get(f"{server.url}/studies/{study}/archive", timeout=30)
+    assert plain_archive.status_code == 403
+    assert as_viewer.get(f"{server.url}/instances/{ids[0]}/file", timeout=30).status_code == 403
+    assert as_viewer.post(f"{server.url}/studies/{study}/anonymize", json={}, timeout=30).status_code == 403
+    assert as_viewer.get(f"{server.url}/studies/{study}", timeout=30).status_code == 200  # browsing is fine
+    ours = as_viewer.get(f"{server.url}/gdpr/studies/{study}/archive", timeout=60)
+    assert ours.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(ours.content)) as zf:
+        for n in zf.namelist():
+            assert_clean(zf.read(n), forbidden_values(files), n)
+
+    r = server.get(f"/studies/{study}/archive")  # the admin keeps the plain, identified archive
+    assert r.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        assert any(PHI_ID.encode() in zf.read(n) for n in zf.namelist())
+    assert server.get(f"/instances/{ids[0]}/file").content == files[0]
+
+    refused = [r for r in server.audit_records if r["event"] == "export.refused"]
+    assert {r["user"] for r in refused} == {viewer}
+    assert {r["uri"] for r in refused} >= {f"/studies/{study}/archive", f"/instances/{ids[0]}/file"}
+    download = [r for r in server.audit_records if r["event"] == "download"]
+    assert [d["user"] for d in download] == [viewer]
+
+
+@pytest.mark.xfail(strict=True, reason="engine bug (deid/files.py, not owned here): the 128-byte Part 10 "
+                   "preamble of the input is copied into the de-identified output unchanged")
+def test_downloaded_instance_does_not_carry_the_original_preamble(orthanc_factory):
+    server = orthanc_factory()
+    data = bytearray(make_ct_study(1, series=1)[0])
+    marker = f"scanned for {PHI_NAME} {PHI_ID}".encode()
+    data[: len(marker)] = marker  # the preamble is free for the application: PHI can hide there
+    iid = server.upload(bytes(data))
+    r = server.get(f"/gdpr/instances/{iid}/file")
+    assert r.status_code == 200
+    assert_clean(r.content, set(PHI_STRINGS), "instance file")
