@@ -11,9 +11,13 @@ import time
 from pathlib import Path
 
 from . import __version__, serve
+from portability import commands as portability_commands
+from portability import audit_cli as portability_audit_cli
+from .config_check import add_command as add_check_config_command
 from .deid import (DeidentificationError, Deidentifier, KeyFileError, Keyring, ProfileError,
                    UnknownOptionError, deidentify_tree, load_key, load_profile, read)
 from .deid.engine import _label
+from .deid.files import quiet_pydicom
 
 
 def _profile(args: argparse.Namespace):
@@ -131,11 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_inspect)
 
     serve.add_command(sub)
+    portability_commands.add_commands(sub)
+    portability_audit_cli.add_commands(sub)
+    add_check_config_command(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_pydicom()
     try:
         return args.func(args)
     except (ProfileError, UnknownOptionError, KeyFileError, DeidentificationError) as e:

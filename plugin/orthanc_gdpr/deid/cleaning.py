@@ -33,9 +33,11 @@ _GENERIC_PATTERNS = re.compile(
     | \b(?:19|20)\d{6}\b                       # 20240301
     | \b\d{5,}\b                               # IDs, phone numbers
     | \b[\w.+-]+@[\w-]+\.[\w.-]+\b             # e-mail
-    | \b(?:dr|prof|mr|mrs|ms|sr)\.?\s+[A-Z][\w'-]+  # titled names
+    | \b(?:(?i:dr|prof|mr|mrs|ms|sr)\.\s*|(?:Dr|Prof|Mr|Mrs|Ms|Sr)\s+)[A-Z][\w'-]+
+                                               # titled names: "Dr. Meyer", "DR. MEYER", "Mr Smith";
+                                               # not the modality in "MR Knee"
     """,
-    re.VERBOSE | re.IGNORECASE,
+    re.VERBOSE,
 )
 _SPACES = re.compile(r"\s{2,}")
 

@@ -7,8 +7,10 @@ depth bound, so hostile nesting is refused with an error instead of exhausting t
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
 
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -40,12 +42,31 @@ FILE_META_IDENTIFYING = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020
                          0x00020100, 0x00020102)
 
 
+#: Tags whose values, wherever else they turn up, identify the patient (see cleaning.py).
+IDENTIFYING_TAGS = frozenset(int(tag_for_keyword(k)) for k in IDENTIFYING_KEYWORDS)  # type: ignore[arg-type]
+PATIENT_BIRTH_DATE = 0x00100030
+
+
 class DeidentificationError(Exception):
     """An instance that cannot be de-identified. It is held back, never passed on half-cleaned."""
 
 
+@lru_cache(maxsize=4096)
 def _label(tag: int) -> str:
     return keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _vr(dataset: Dataset, tag: int) -> str:
+    """The VR of an element, read without decoding its value when the file states it.
+
+    Raw elements whose VR the file does not state (implicit VR) or states as UN are decoded,
+    so the VR is the one pydicom resolves (dictionary, private dictionary, UN replacement).
+    """
+    elem = dataset.get_item(tag)
+    vr = elem.VR
+    if elem.is_raw and (vr is None or vr == "UN"):
+        vr = dataset[tag].VR
+    return vr
 
 
 def _dummy(vr: str):
@@ -69,6 +90,9 @@ class Deidentifier:
         self.full_dates = profile.has("retain-longitudinal-full-dates")
         self.modified_dates = profile.has("retain-longitudinal-modified-dates")
         self.method_codes = [opts.BASIC_PROFILE_CODE] + [(o.code, o.meaning) for o in profile.options]
+        #: This engine never reads or changes Pixel Data, so readers may leave it undecoded and
+        #: copy it verbatim (files.read_split). Pixel cleaning, once wired in, must turn it off.
+        self.pixel_data_untouched = True
 
     def deidentify(self, ds: Dataset) -> InstanceReport:
         """De-identify ``ds`` in place, file meta included; raises DeidentificationError."""
@@ -108,17 +132,28 @@ class _Instance:
     # -- collecting what identifies the patient, before anything changes ------------------------
 
     def _collect_identifiers(self, ds: Dataset) -> None:
+        """Names, IDs and the birth date of the patient, from attributes that will not be kept.
+
+        Only candidate elements are decoded: the others stay raw (and are written back as read).
+        """
         table = self.engine.table
-        for elem in ds:
-            rule = table.lookup(int(elem.tag))
-            if rule is not None and rule.action == "K" or elem.VR == "SQ" or not elem.value:
+        for tag in ds.keys():
+            tag = int(tag)
+            rule = table.lookup(tag)
+            if rule is not None and rule.action == "K":
                 continue
-            if elem.VR == "PN":
-                self.identifiers.add_person_name(str(elem.value))
-            elif elem.keyword in IDENTIFYING_KEYWORDS and isinstance(elem.value, (str, MultiValue)):
-                self.identifiers.add_identifier(str(elem.value))
-            elif elem.keyword == "PatientBirthDate":
-                self.identifiers.add_birth_date(str(elem.value))
+            vr = _vr(ds, tag)
+            if vr != "PN" and tag not in IDENTIFYING_TAGS and tag != PATIENT_BIRTH_DATE or vr == "SQ":
+                continue
+            value = ds[tag].value
+            if not value:
+                continue
+            if vr == "PN":
+                self.identifiers.add_person_name(str(value))
+            elif tag == PATIENT_BIRTH_DATE:
+                self.identifiers.add_birth_date(str(value))
+            elif isinstance(value, (str, MultiValue)):
+                self.identifiers.add_identifier(str(value))
 
     # -- the walk -------------------------------------------------------------------------------
 
@@ -174,70 +209,85 @@ class _Instance:
 
     def _standard(self, dataset: Dataset, tag: int, path: str, depth: int, clean: bool, stack: list) -> None:
         rule = self.engine.table.lookup(tag)
-        elem = dataset[tag]
-        vr = elem.VR
+        vr = _vr(dataset, tag)
         here = path + _label(tag)
         if rule is None:
-            self._unlisted(dataset, elem, vr, here, depth, clean, stack)
+            self._unlisted(dataset, tag, vr, here, depth, clean, stack)
             return
         action = rule.action
-        if tag in (PATIENT_ID, PATIENT_NAME) and action != "K":
-            self._pseudonym(elem, tag)
+        if action == "K":
+            self._keep(dataset, tag, vr, here, depth, clean, stack, rule)
+            return
+        if tag in (PATIENT_ID, PATIENT_NAME):
+            self._pseudonym(dataset[tag], tag)
             self.report.add(here, "D", PSEUDONYM_RULE)
             return
-        if action in "DZCX" and vr == "PN" and elem.value:
-            self.identifiers.add_person_name(str(elem.value))
         if action == "X":
+            if vr == "PN":
+                self._note_name(dataset[tag])
             del dataset[tag]
-        elif action == "Z":
-            elem.value = Sequence() if vr == "SQ" else None
-        elif action == "D":
-            self._dummy(dataset, elem, vr)
+            self.report.add(here, action, rule.describe())
+            return
+        if vr == "PN":
+            self._note_name(dataset[tag])
+        if action == "Z":  # replaced by an empty element: the old value is never decoded
+            dataset[tag] = DataElement(tag, vr, Sequence() if vr == "SQ" else None)
+        elif action == "D" or (action == "U" and vr not in ("SQ", "UI")):
+            self._dummy(dataset, tag, vr)
         elif action == "U":
             if vr == "SQ":
-                self._recurse(elem, here, depth, clean, stack)
-            elif vr == "UI":
-                self._remap(elem)
+                self._recurse(dataset[tag], here, depth, clean, stack)
             else:
-                self._dummy(dataset, elem, vr)
-        elif action == "C":
-            action = self._clean(dataset, elem, vr, here, depth, stack)
-        else:  # K
-            self._keep(dataset, elem, vr, here, depth, clean, stack, rule)
-            return
+                self._remap(dataset[tag])
+        else:  # C
+            action = self._clean(dataset, dataset[tag], vr, here, depth, stack)
         self.report.add(here, action, rule.describe())
 
-    def _keep(self, dataset: Dataset, elem, vr: str, here: str, depth: int, clean: bool, stack: list,
+    def _note_name(self, elem) -> None:
+        """A person name that is going away: the safety net looks for it in what stays."""
+        if elem.value:
+            self.identifiers.add_person_name(str(elem.value))
+
+    def _keep(self, dataset: Dataset, tag: int, vr: str, here: str, depth: int, clean: bool, stack: list,
               rule: Rule) -> None:
         if vr == "SQ":
-            self._recurse(elem, here, depth, clean, stack)
+            self._recurse(dataset[tag], here, depth, clean, stack)
         elif vr in SCANNED_VRS:
-            self.kept_text.append((dataset, int(elem.tag), here))
-        if rule.source.startswith("E.1-1") and rule.source != "E.1-1 basic":
-            self.report.residual[f"retained by {rule.source}"].add(here)
-        elif rule.source.startswith("profile override"):
+            self.kept_text.append((dataset, tag, here))
+        if rule.source.startswith("profile override"):
             self.report.residual["retained by profile override"].add(here)
+        elif rule.source != "E.1-1 basic":  # kept because an option says so
+            self.report.residual[f"retained by {rule.source}"].add(here)
         if vr in ("DA", "DT"):
             self.report.residual["dates (full)"].add(here)
         self.report.add(here, "K", rule.describe())
 
-    def _unlisted(self, dataset: Dataset, elem, vr: str, here: str, depth: int, clean: bool, stack: list) -> None:
+    def _unlisted(self, dataset: Dataset, tag: int, vr: str, here: str, depth: int, clean: bool,
+                  stack: list) -> None:
         """Attributes Table E.1-1 does not list: kept, but never blindly."""
         if vr == "SQ":
-            self._recurse(elem, here, depth, clean, stack)
-        elif vr == "UI" and not self.engine.retain_uids and elem.value:
-            if self._remap(elem):
-                self.report.add(here, "U", "unlisted instance UID remapped to keep references consistent")
-        elif vr in ("DA", "DT") and elem.value and not self.engine.full_dates:
-            self._shift(dataset, elem, vr)
-            self.report.add(here, "C", "unlisted date shifted by the patient's offset")
-            self.report.residual["dates (shifted)"].add(here)
-        elif clean and vr in CLEANABLE_TEXT_VRS and elem.value:
-            self._clean_text(elem, here)
-        elif vr in SCANNED_VRS and elem.value:
-            self.kept_text.append((dataset, int(elem.tag), here))
+            self._recurse(dataset[tag], here, depth, clean, stack)
+            return
+        if not dataset.get_item(tag).value:
+            return  # empty (raw or decoded): nothing to change, nothing to scan
+        if vr in SCANNED_VRS and not clean:
+            self.kept_text.append((dataset, tag, here))
             if vr in ("ST", "LT", "UT", "UC"):
                 self.report.residual["free text (scanned by the safety net)"].add(here)
+            return
+        if vr not in ("UI", "DA", "DT") and not (clean and vr in CLEANABLE_TEXT_VRS):
+            return  # numbers, codes, binary values: kept as read, never decoded
+        elem = dataset[tag]
+        if vr == "UI":
+            if not self.engine.retain_uids and self._remap(elem):
+                self.report.add(here, "U", "unlisted instance UID remapped to keep references consistent")
+        elif vr in ("DA", "DT"):
+            if not self.engine.full_dates:
+                self._shift(dataset, elem, vr)
+                self.report.add(here, "C", "unlisted date shifted by the patient's offset")
+                self.report.residual["dates (shifted)"].add(here)
+        else:
+            self._clean_text(elem, here)
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -247,17 +297,16 @@ class _Instance:
         else:
             elem.value = self.engine.pseudonyms.patient_name(self.identity)
 
-    def _dummy(self, dataset: Dataset, elem, vr: str) -> None:
-        if vr == "SQ":
-            elem.value = Sequence([Dataset()])
-        elif vr == "UI":
-            self._remap(elem)
+    def _dummy(self, dataset: Dataset, tag: int, vr: str) -> None:
+        """Action D: UIDs are remapped; other values are replaced without being decoded."""
+        if vr == "UI":
+            self._remap(dataset[tag])
+            return
+        value = Sequence([Dataset()]) if vr == "SQ" else _dummy(vr)
+        if value is None:
+            del dataset[tag]
         else:
-            value = _dummy(vr)
-            if value is None:
-                del dataset[elem.tag]
-            else:
-                elem.value = value
+            dataset[tag] = DataElement(tag, vr, value)
 
     def _remap(self, elem) -> bool:
         """Remap the UI value(s) of ``elem``; True when anything changed."""
@@ -305,12 +354,13 @@ class _Instance:
         return "C"
 
     def _clean_text(self, elem, here: str) -> None:
+        """Clean each value; one left with nothing gets the VR's dummy (it may be Type 1)."""
         values = elem.value if isinstance(elem.value, (list, MultiValue)) else [elem.value]
         total, cleaned = 0, []
         for v in values:
             text, hits = clean_text(str(v), self.identifiers)
             total += hits
-            cleaned.append(text)
+            cleaned.append(text if text or not str(v).strip() else _dummy(elem.VR))
         if total:
             elem.value = cleaned if len(cleaned) > 1 else cleaned[0]
             self.report.safety_net.append((here, total))

@@ -22,6 +22,12 @@ COMPOSITE_RESOLUTION = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "D", "X/Z/U
 
 SIMPLE_ACTIONS = frozenset("XZDKCU")
 
+#: Attributes Table E.1-1 removes (X) although an IOD requires them as Type 2C: removing them
+#: would make a conformant object non-conformant, so their value is emptied instead (Z), which
+#: discloses as little. Responsible Person and Organization: Patient Module, for animals
+#: (PS3.3 C.7.1.1, present when Patient Species Description/Code is).
+TYPE_2_REMOVALS = frozenset({"(0010,2297)", "(0010,2299)"})
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -53,6 +59,8 @@ def _resolve(row: dict, selected: tuple[Option, ...]) -> Rule:
     action = COMPOSITE_RESOLUTION.get(code, code)
     if action not in SIMPLE_ACTIONS:
         raise ValueError(f"unknown action code {code!r} for {row['tag']} in {TABLE_FILE}")
+    if action == "X" and row["tag"] in TYPE_2_REMOVALS:
+        action, source = "Z", f"{source}; emptied, not removed: Type 2C in the Patient Module"
     return Rule(action=action, code=code, source=source, name=row["name"])
 
 

@@ -1,0 +1,265 @@
+"""Throughput benchmark: orthanc-gdpr's CLI vs dicognito vs Orthanc's built-in anonymization.
+
+Run on demand (not part of pytest)::
+
+    .venv/bin/python bench/bench_deidentify.py [--instances 1000] [--cache DIR] [--skip-orthanc] [--skip-dicognito]
+
+It generates (once, cached) uncompressed 512x512 CT instances with realistic headers (several
+patients, studies and series, a few sequences, private attributes), then times, in one run:
+
+(a) ``orthanc-gdpr deidentify --profile basic`` (process start-up included),
+(b) dicognito's command line (``python -m dicognito --output-directory``),
+(c) Orthanc's built-in ``POST /studies/{id}/anonymize`` (synchronous) plus downloading each new
+    study as a ZIP archive, on a temporary loopback-only Orthanc (upload beforehand, untimed).
+
+and prints files/s for each and our speed ratio to each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+#: In memory when possible, so that the numbers measure the tools, not the disk.
+SCRATCH = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+DEFAULT_CACHE = SCRATCH / "orthanc-gdpr-bench-corpus"
+PATIENTS = (("DOE^JOHN", "PID10001", "19600101"), ("SMITH^ANNA", "PID10002", "19721231"),
+            ("MUELLER^HANS", "PID10003", "19550505"), ("DUPONT^MARIE", "PID10004", "19880808"),
+            ("ROSSI^MARIO", "PID10005", "19490214"))
+STUDIES_PER_PATIENT, SERIES_PER_STUDY = 2, 2
+
+
+def _instance(patient: tuple[str, str, str], study: dict, series: dict, number: int, pixels: bytes) -> Dataset:
+    name, pid, birth = patient
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    ds.file_meta.SourceApplicationEntityTitle = "CT_SCANNER_01"
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = study["date"]
+    ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = "101010.123"
+    ds.AccessionNumber = study["accession"]
+    ds.Modality = "CT"
+    ds.Manufacturer = "GE MEDICAL SYSTEMS"
+    ds.InstitutionName = "St. Example Hospital"
+    ds.InstitutionAddress = "1 Hospital Road, Exampletown"
+    ds.ReferringPhysicianName = "WHO^REFERS"
+    ds.StationName = "CTSTATION1"
+    ds.StudyDescription = f"CT THORAX {name.split('^')[0]}"
+    ds.SeriesDescription = series["description"]
+    ds.OperatorsName = "TECH^NICIAN"
+    ds.ManufacturerModelName = "LightSpeed VCT"
+    ds.PatientName = name
+    ds.PatientID = pid
+    ds.PatientBirthDate = birth
+    ds.PatientSex = "M"
+    ds.PatientAge = "060Y"
+    ds.PatientWeight = "80"
+    ds.SliceThickness = "1.25"
+    ds.KVP = "120"
+    ds.DeviceSerialNumber = "SN123456"
+    ds.SoftwareVersions = "gmp_vct.42"
+    ds.ProtocolName = "THORAX ROUTINE"
+    ds.PatientPosition = "HFS"
+    ds.StudyInstanceUID = study["uid"]
+    ds.SeriesInstanceUID = series["uid"]
+    ds.StudyID = study["id"]
+    ds.SeriesNumber = series["number"]
+    ds.InstanceNumber = number
+    ds.FrameOfReferenceUID = series["frame"]
+    ds.ImagePositionPatient = [-250.0, -250.0, -1.25 * number]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.SliceLocation = -1.25 * number
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = ds.Columns = 512
+    ds.PixelSpacing = [0.976, 0.976]
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 1
+    ds.WindowCenter, ds.WindowWidth = "40", "400"
+    ds.RescaleIntercept, ds.RescaleSlope = "-1024", "1"
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.3"
+    ref.ReferencedSOPInstanceUID = study["pps"]
+    ds.ReferencedPerformedProcedureStepSequence = Sequence([ref])
+    request = Dataset()
+    request.RequestedProcedureID = study["accession"]
+    request.ScheduledProcedureStepID = study["id"]
+    request.RequestedProcedureDescription = "CT THORAX"
+    ds.RequestAttributesSequence = Sequence([request])
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "ZA", "GEHC", "CT THORAX"
+    ds.ProcedureCodeSequence = Sequence([code])
+    block = ds.private_block(0x0009, "GEMS_IDEN_01", create=True)
+    block.add_new(0x01, "LO", "CT_SCANNER_01")
+    block.add_new(0x04, "SH", "VCT")
+    block = ds.private_block(0x0043, "GEMS_PARM_01", create=True)
+    block.add_new(0x27, "SH", "/1.0:1")
+    block.add_new(0x6F, "DS", ["0", "0", "0"])
+    ds.PixelData = pixels
+    return ds
+
+
+def generate(directory: Path, count: int) -> list[Path]:
+    """Write ``count`` CT instances under ``directory`` (reused when already there)."""
+    marker = directory / f".complete-{count}"
+    if marker.exists():
+        return sorted(directory.rglob("*.dcm"))
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    pixels = [rng.integers(-1024, 2000, (512, 512), dtype=np.int16).tobytes() for _ in range(4)]
+    series_count = len(PATIENTS) * STUDIES_PER_PATIENT * SERIES_PER_STUDY
+    per_series = -(-count // series_count)
+    written = 0
+    for p, patient in enumerate(PATIENTS):
+        for s in range(STUDIES_PER_PATIENT):
+            study = {"uid": generate_uid(), "pps": generate_uid(), "date": f"20{20 + s}0{p + 1}15",
+                     "accession": f"ACC{p}{s}7731", "id": f"S{p}{s}"}
+            for r in range(SERIES_PER_STUDY):
+                series = {"uid": generate_uid(), "frame": generate_uid(), "number": r + 1,
+                          "description": f"AXIAL {r + 1}.25mm"}
+                folder = directory / f"p{p}" / f"s{s}" / f"r{r}"
+                folder.mkdir(parents=True)
+                for n in range(per_series):
+                    if written == count:
+                        break
+                    ds = _instance(patient, study, series, n + 1, pixels[n % len(pixels)])
+                    ds.save_as(folder / f"{n:04d}.dcm", enforce_file_format=True)
+                    written += 1
+    marker.touch()
+    return sorted(directory.rglob("*.dcm"))
+
+
+Timing = tuple[float, float]  #: (wall-clock seconds, CPU seconds of the tool's processes)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _timed(argv: list[str]) -> Timing:
+    cpu, start = _children_cpu(), time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - start, _children_cpu() - cpu
+
+
+def bench_ours(corpus: Path, work: Path) -> Timing:
+    key = work / "key"
+    key.write_text(os.urandom(32).hex())
+    return _timed([str(VENV_BIN / "orthanc-gdpr"), "deidentify", "--profile", "basic", "--quiet",
+                   "--key-file", str(key), str(corpus), str(work / "ours")])
+
+
+def bench_dicognito(corpus: Path, work: Path) -> Timing:
+    return _timed([sys.executable, "-m", "dicognito", "--quiet", "--seed", "bench",
+                   "--output-directory", str(work / "dicognito"), str(corpus)])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_orthanc(files: list[Path], work: Path) -> Timing:
+    """Upload (untimed), then time per-study synchronous anonymization plus archive download."""
+    import requests
+
+    root = work / "orthanc"
+    root.mkdir()
+    http = _free_port()
+    config = {"Name": "bench", "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
+              "HttpPort": http, "DicomPort": _free_port(), "RemoteAccessAllowed": False,
+              "AuthenticationEnabled": False, "DicomServerEnabled": False, "Plugins": [],
+              "StorageCompression": False, "HttpServerThreads": 4, "ConcurrentJobs": 2}
+    (root / "orthanc.json").write_text(json.dumps(config))
+    log = open(root / "orthanc.log", "wb")
+    proc = subprocess.Popen([shutil.which("Orthanc") or "/usr/sbin/Orthanc", str(root / "orthanc.json")],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{http}"
+    session = requests.Session()
+    try:
+        for _ in range(200):
+            try:
+                session.get(f"{url}/system", timeout=1).raise_for_status()
+                break
+            except requests.RequestException:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"Orthanc did not start; see {root / 'orthanc.log'}")
+        for f in files:
+            session.post(f"{url}/instances", data=f.read_bytes()).raise_for_status()
+        studies = session.get(f"{url}/studies").json()
+        cpu, start = _process_cpu(proc.pid), time.perf_counter()
+        for study in studies:
+            answer = session.post(f"{url}/studies/{study}/anonymize", json={"Synchronous": True})
+            answer.raise_for_status()
+            archive = session.get(f"{url}/studies/{answer.json()['ID']}/archive")
+            archive.raise_for_status()
+        return time.perf_counter() - start, _process_cpu(proc.pid) - cpu
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--instances", type=int, default=1000)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--skip-orthanc", action="store_true")
+    parser.add_argument("--skip-dicognito", action="store_true")
+    args = parser.parse_args()
+    files = generate(args.cache, args.instances)
+    n = len(files)
+    load = f"{os.getloadavg()[0]:.2f}"
+    print(f"corpus: {n} CT instances 512x512 in {args.cache} ({sum(f.stat().st_size for f in files) >> 20} MiB)")
+    timings: dict[str, Timing] = {}
+    with tempfile.TemporaryDirectory(prefix="orthanc-gdpr-bench-", dir=SCRATCH) as tmp:
+        work = Path(tmp)
+        timings["orthanc-gdpr"] = bench_ours(args.cache, work)
+        if not args.skip_dicognito:
+            timings["dicognito"] = bench_dicognito(args.cache, work)
+        if not args.skip_orthanc:
+            timings["Orthanc 1.10 anonymize"] = bench_orthanc(files, work)
+    ours = n / timings["orthanc-gdpr"][0]
+    print(f"load average before/after: {load} / {os.getloadavg()[0]:.2f} (2 cores: other load skews wall time)")
+    for name, (wall, cpu) in timings.items():
+        ratio = "" if name == "orthanc-gdpr" else f"   ours is {ours / (n / wall):.1f}x faster"
+        print(f"{name:24} {n / wall:8.0f} files/s  {1000 * cpu / n:6.1f} ms CPU/file{ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
