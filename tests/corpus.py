@@ -30,6 +30,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from orthanc_gdpr.deid import Profile
 from orthanc_gdpr.deid.files import quiet_pydicom, read_split
 from orthanc_gdpr.deid.engine import DeidentificationError
+from orthanc_gdpr.pixels import is_report_bearing
 from orthanc_gdpr.deid.options import ALL as ALL_OPTIONS
 from orthanc_gdpr.deid.table import SafePrivate
 from orthanc_gdpr.deid.uids import is_registered
@@ -78,7 +79,19 @@ def _installed_data_dirs() -> list[Path]:
 
 @functools.cache
 def corpus_files() -> tuple[Path, ...]:
-    """Every input the engine accepts, from the three public corpora (sorted, de-duplicated)."""
+    """Every image-like input the engine accepts, from the three public corpora (sorted,
+    de-duplicated); report-bearing objects, which profiles drop, are in :func:`report_files`."""
+    return tuple(p for p in _readable_files() if p not in report_files())
+
+
+@functools.cache
+def report_files() -> tuple[Path, ...]:
+    """Report-bearing objects of the corpora (SR, encapsulated documents, document captures...)."""
+    return tuple(p for p in _readable_files() if is_report_bearing(read_split(p.read_bytes())[0]))
+
+
+@functools.cache
+def _readable_files() -> tuple[Path, ...]:
     candidates = [Path(p) for p in pydicom.data.get_testdata_files() if Path(p).is_file()]
     for directory in _installed_data_dirs():
         candidates += [p for p in directory.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc", ".md", ".zip")]

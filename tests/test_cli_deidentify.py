@@ -127,12 +127,12 @@ def test_inspect_unreadable_file_exits_2(tmp_path, capsys):
 
 
 def test_console_stays_readable_on_odd_files(tmp_path, key_file):
-    """A real process over pydicom's odd test files: one line per held-back file, no warnings."""
+    """A real process over pydicom's odd test files: one line per held-back or dropped file, no warnings."""
     folder = sample_file("CT_small.dcm").parent
     done = subprocess.run([str(ORTHANC_GDPR), "deidentify", "--quiet", "--key-file", key_file, str(folder),
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     assert "Warning" not in done.stderr and "warn_and_log" not in done.stderr
-    assert all(line.startswith(("held back: ", "note: ")) for line in done.stderr.splitlines())
+    assert all(line.startswith(("held back: ", "dropped: ", "note: ")) for line in done.stderr.splitlines())
     assert "Big Endian transfer syntax is not supported" in done.stderr
     assert "instances de-identified" in done.stdout

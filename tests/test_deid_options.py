@@ -1,4 +1,5 @@
-"""The ten PS3.15 options: selectable by standard and kebab name; action C really cleans."""
+"""The PS3.15 options (the ten of Table E.1-1 and the two pixel options): selectable by standard
+and kebab name; action C really cleans."""
 
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ STANDARD_NAMES = {
     "Clean Descriptors Option": "clean-descriptors",
     "Clean Structured Content Option": "clean-structured-content",
     "Clean Graphics Option": "clean-graphics",
+    "Clean Pixel Data Option": "clean-pixel-data",
+    "Clean Recognizable Visual Features Option": "clean-recognizable-visual-features",
 }
 
 
-def test_there_are_ten_options():
+def test_ten_table_options_and_two_pixel_options():
     assert {o.name for o in opts.ALL} == set(STANDARD_NAMES)
+    assert sum(bool(o.column) for o in opts.ALL) == 10
 
 
 @pytest.mark.parametrize("standard, kebab", STANDARD_NAMES.items())

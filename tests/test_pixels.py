@@ -29,9 +29,9 @@ from orthanc_gdpr.pixels import (  # noqa: E402
     clean_pixel_data,
     deface_volume,
     is_report_bearing,
-    previews,
 )
 from orthanc_gdpr.pixels.masks import _parse  # noqa: E402
+from orthanc_gdpr.pixels.previews import previews  # noqa: E402
 from orthanc_gdpr.pixels.ultrasound import region_boxes  # noqa: E402
 
 NO_RULES = MaskRules(())

@@ -66,7 +66,7 @@ def cmd_deidentify(args: argparse.Namespace) -> int:
         return 2
     start = time.monotonic()
     run = deidentify_tree(inputs, out, profile, key, workers=args.workers,
-                          progress=None if args.quiet else _Progress())
+                          progress=None if args.quiet else _Progress(), previews_dir=args.previews)
     elapsed = time.monotonic() - start
     report_path = Path(args.report) if args.report else out / "deidentification-report.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,12 +74,14 @@ def cmd_deidentify(args: argparse.Namespace) -> int:
     report_path.write_text(json.dumps(run.to_dict(), separators=(",", ":")))
     for path, entry in zip(run.held_back_paths, run.held_back):
         print(f"held back: {path}: {entry['error']}", file=sys.stderr)
+    for path, entry in zip(run.dropped_paths, run.dropped):
+        print(f"dropped: {path}: {entry['reason']}", file=sys.stderr)
     summary = run.summary()
-    total = summary["instances_written"] + summary["instances_held_back"]
+    total = summary["instances_written"] + summary["instances_held_back"] + summary["instances_dropped"]
     print(f"{summary['instances_written']} of {total} instances de-identified with profile "
           f"{profile.name!r} in {elapsed:.1f} s ({total / max(elapsed, 1e-6):.0f} files/s); "
-          f"{summary['instances_held_back']} held back; safety-net hits: {summary['safety_net_hits']}; "
-          f"report: {report_path}")
+          f"{summary['instances_held_back']} held back; {summary['instances_dropped']} dropped by policy; "
+          f"safety-net hits: {summary['safety_net_hits']}; report: {report_path}")
     return 1 if run.held_back else 0
 
 
@@ -127,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--report", help="where to write the JSON report (default: OUT/deidentification-report.json)")
     d.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--previews", type=Path, metavar="DIR",
+                   help="with clean-pixel-data: before/after PNGs and masked boxes for visual sign-off "
+                        "(the before images show original pixels: keep DIR private)")
     d.set_defaults(func=cmd_deidentify)
 
     i = sub.add_parser("inspect", help="show, per attribute, what a profile would do and why")

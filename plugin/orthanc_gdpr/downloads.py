@@ -2,8 +2,9 @@
 
 Each instance is read from Orthanc, de-identified and written into the archive one at a time, so
 memory does not grow with study size. An instance that cannot be de-identified is left out
-(never sent half-cleaned) and listed in ``HELD_BACK.txt``; the de-identification report travels
-in the archive as ``deidentification-report.json``.
+(never sent half-cleaned) and listed in ``HELD_BACK.txt``, as are report-bearing objects the
+profile drops; the de-identification report travels in the archive as
+``deidentification-report.json``.
 
 Compression is a deliberate choice: DICOM pixel data compresses poorly and deflate is the slow
 step of Orthanc's own archives, so ``stored`` is the default; ``deflate-fast`` (level 1) trades
@@ -16,7 +17,7 @@ import json
 import zipfile
 from collections.abc import Callable, Iterator
 
-from .deid import DeidentificationError, Deidentifier, RunReport, deidentify_bytes
+from .deid import DeidentificationError, Deidentifier, InstanceDropped, RunReport, deidentify_bytes
 from .deid.files import output_path
 from .orthanc_api import OrthancApi, get_json
 
@@ -64,6 +65,9 @@ def stream_archive(api: OrthancApi, instances: list[str], engine: Deidentifier, 
         for index, instance in enumerate(instances):
             try:
                 ds, dicom, report = deidentify_bytes(engine, api.get(f"/instances/{instance}/file"))
+            except InstanceDropped as e:
+                run.add_dropped(index, instance, str(e))
+                continue
             except DeidentificationError as e:
                 run.add_held_back(index, instance, str(e))
                 continue
@@ -72,10 +76,11 @@ def stream_archive(api: OrthancApi, instances: list[str], engine: Deidentifier, 
             run.add_instance(index, name, report.to_dict())
             if sink.size >= CHUNK:
                 yield sink.take()
-        if run.held_back:
-            lines = [f"instance {h['input'] + 1}: {h['error']}" for h in run.held_back]
-            zf.writestr("HELD_BACK.txt", "These instances could not be de-identified and were left out:\n"
-                        + "\n".join(lines) + "\n")
+        if run.held_back or run.dropped:
+            lines = ([f"instance {h['input'] + 1}: {h['error']}" for h in run.held_back]
+                     + [f"instance {d['input'] + 1}: {d['reason']}" for d in run.dropped])
+            zf.writestr("HELD_BACK.txt", "These instances were left out (not de-identifiable, or dropped by "
+                        "the profile's policy):\n" + "\n".join(lines) + "\n")
         zf.writestr("deidentification-report.json", json.dumps(run.to_dict(), indent=1))
     yield sink.take()
     if on_done:

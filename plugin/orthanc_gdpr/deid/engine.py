@@ -7,7 +7,9 @@ depth bound, so hostile nesting is refused with an error instead of exhausting t
 from __future__ import annotations
 
 import base64
+import copy
 from functools import lru_cache
+from pathlib import Path
 
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
@@ -15,10 +17,11 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
-from .. import __version__, standard
+from .. import __version__, pixels, standard
 from . import options as opts
 from .cleaning import IDENTIFYING_KEYWORDS, Identifiers, clean_text
 from .dates import DateShifter, shift_da, shift_dt
+from .pixel_policy import is_head_volume, report_policy
 from .keys import Keyring
 from .profile import Profile
 from .pseudonyms import Pseudonymizer
@@ -49,6 +52,10 @@ PATIENT_BIRTH_DATE = 0x00100030
 
 class DeidentificationError(Exception):
     """An instance that cannot be de-identified. It is held back, never passed on half-cleaned."""
+
+
+class InstanceDropped(DeidentificationError):
+    """Left out by policy, not by failure: a report-bearing object the profile does not keep."""
 
 
 @lru_cache(maxsize=4096)
@@ -90,14 +97,30 @@ class Deidentifier:
         self.full_dates = profile.has("retain-longitudinal-full-dates")
         self.modified_dates = profile.has("retain-longitudinal-modified-dates")
         self.method_codes = [opts.BASIC_PROFILE_CODE] + [(o.code, o.meaning) for o in profile.options]
-        #: This engine never reads or changes Pixel Data, so readers may leave it undecoded and
-        #: copy it verbatim (files.read_split). Pixel cleaning, once wired in, must turn it off.
-        self.pixel_data_untouched = True
+        self.clean_pixels = profile.has("clean-pixel-data")
+        self.clean_structured = profile.has("clean-structured-content")
+        self.deface = profile.has("clean-recognizable-visual-features")
+        self.ocr_modalities = pixels.DEFAULT_OCR_MODALITIES
+        #: Where before/after PNGs of pixel-cleaned instances go (None: not written).
+        self.previews_dir: Path | None = None
+        #: Without Clean Pixel Data this engine never reads or changes Pixel Data, so readers may
+        #: leave it undecoded and copy it verbatim (files.read_split).
+        self.pixel_data_untouched = not self.clean_pixels
 
-    def deidentify(self, ds: Dataset) -> InstanceReport:
-        """De-identify ``ds`` in place, file meta included; raises DeidentificationError."""
+    def deidentify(self, ds: Dataset, defaced: bool = False) -> InstanceReport:
+        """De-identify ``ds`` in place, file meta included; raises DeidentificationError.
+
+        ``defaced``: the instance comes from :func:`pixel_policy.deface_series` (needed for head
+        CT/MR volumes under Clean Recognizable Visual Features; held back otherwise).
+        """
         if SOP_INSTANCE_UID not in ds or not str(ds[SOP_INSTANCE_UID].value or "").strip():
             raise DeidentificationError("no SOP Instance UID (0008,0018)")
+        dropped = report_policy(ds, self.clean_structured, self.clean_pixels)
+        if dropped:
+            raise InstanceDropped(dropped)
+        if self.deface and not defaced and is_head_volume(ds):
+            raise DeidentificationError("head CT/MR instance: Clean Recognizable Visual Features needs its whole "
+                                        "series (orthanc-gdpr deidentify on the series folder)")
         return _Instance(self, ds).run()
 
 
@@ -122,6 +145,8 @@ class _Instance:
         while stack:
             self._dataset(*stack.pop(), stack)
         self._safety_net()
+        if self.engine.clean_pixels and "PixelData" in ds:
+            self._clean_pixels(ds)
         self._mark(ds)
         self._file_meta(ds)
         self.report.sop_class_uid = str(ds.get("SOPClassUID", ""))
@@ -383,6 +408,18 @@ class _Instance:
                 elem.value = new if len(new) > 1 else new[0]
                 self.report.safety_net.append((here, total))
                 self.report.add(here, "C", "safety net: the patient's own identifier removed")
+
+    def _clean_pixels(self, ds: Dataset) -> None:
+        """Clean Pixel Data (E.3.1): mask burned-in text; previews for sign-off when asked."""
+        before = copy.deepcopy(ds) if self.engine.previews_dir else None
+        try:
+            result = pixels.clean_pixel_data(ds, modalities=self.engine.ocr_modalities)
+        except pixels.PixelCleaningError as e:
+            raise DeidentificationError(f"pixel data cannot be cleaned: {e}") from None
+        self.report.pixels = result.to_dict()
+        if before is not None and self.engine.previews_dir is not None:
+            from ..pixels.previews import previews  # Pillow drawing: only for sign-off runs
+            previews(before, ds, result.boxes, self.engine.previews_dir)
 
     def _mark(self, ds: Dataset) -> None:
         ds.PatientIdentityRemoved = "YES"

@@ -12,6 +12,7 @@ import mmap
 import os
 import re
 import struct
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from .engine import Deidentifier, DeidentificationError, _label
+from .engine import Deidentifier, DeidentificationError, InstanceDropped, _label
 from .keys import Keyring
+from .pixel_policy import deface_series
 from .profile import Profile
 from .report import InstanceReport, RunReport
 
@@ -233,12 +235,12 @@ def encode(ds: Dataset) -> bytes:
     return out.getvalue()
 
 
-def _deidentify(engine: Deidentifier, fp: BinaryIO | mmap.mmap, data: bytes | mmap.mmap
+def _deidentify(engine: Deidentifier, fp: BinaryIO | mmap.mmap, data: bytes | mmap.mmap, defaced: bool = False
                 ) -> tuple[Dataset, bytes, memoryview | bytes, InstanceReport]:
     """Read and de-identify one instance: (data set, encoded head, verbatim pixel tail, report)."""
     ds, pixels = _split(fp, data, split=engine.pixel_data_untouched)
     try:
-        report = engine.deidentify(ds)
+        report = engine.deidentify(ds, defaced)
         return ds, encode(ds), pixels, report
     except DeidentificationError:
         raise
@@ -248,14 +250,15 @@ def _deidentify(engine: Deidentifier, fp: BinaryIO | mmap.mmap, data: bytes | mm
         raise DeidentificationError(f"cannot de-identify: {type(e).__name__}: {e}"[:300]) from None
 
 
-def deidentify_bytes(engine: Deidentifier, data: bytes | str | os.PathLike) -> tuple[Dataset, bytes, InstanceReport]:
+def deidentify_bytes(engine: Deidentifier, data: bytes | str | os.PathLike, defaced: bool = False
+                     ) -> tuple[Dataset, bytes, InstanceReport]:
     """Read, de-identify and re-encode one instance; raises DeidentificationError.
 
     The returned data set lacks a trailing native Pixel Data element (copied verbatim into the
     returned bytes).
     """
     with _source(data) as (fp, buffer):
-        ds, head, pixels, report = _deidentify(engine, fp, buffer)
+        ds, head, pixels, report = _deidentify(engine, fp, buffer, defaced)
         return ds, head + pixels, report
 
 
@@ -298,6 +301,7 @@ class _Job:
     profile: Profile
     key: bytes
     out_dir: Path
+    previews_dir: Path | None = None
 
 
 _worker: tuple[Deidentifier, Path] | None = None
@@ -316,59 +320,77 @@ def quiet_pydicom() -> None:
 def _init_worker(job: _Job) -> None:
     global _worker
     quiet_pydicom()
-    _worker = (Deidentifier(job.profile, Keyring(job.key)), job.out_dir)
+    engine = Deidentifier(job.profile, Keyring(job.key))
+    engine.previews_dir = job.previews_dir
+    _worker = (engine, job.out_dir)
 
 
-def _process(item: tuple[int, str]) -> tuple[int, str | None, dict | str]:
-    index, source = item
+#: What became of one input: ("written", (relative output path, report)), ("held", reason) or
+#: ("dropped", reason).
+Outcome = tuple[int, str, "tuple[str, dict] | str"]
+
+
+def _process(item: tuple[int, str, bool]) -> Outcome:
+    index, source, defaced = item
     assert _worker is not None
     engine, out_dir = _worker
     try:
         with _source(source) as (fp, buffer):
-            ds, head, pixels, report = _deidentify(engine, fp, buffer)
+            ds, head, pixels, report = _deidentify(engine, fp, buffer, defaced)
             relative = output_path(ds, report)
             write_atomic(out_dir / relative, head, pixels)  # pixels: straight from the mapped input
             del pixels
-        return index, str(relative), report.to_dict()
+        return index, "written", (str(relative), report.to_dict())
+    except InstanceDropped as e:
+        return index, "dropped", str(e)
     except DeidentificationError as e:
-        return index, None, str(e)
+        return index, "held", str(e)
     except OSError as e:
-        return index, None, f"cannot write output: {e.strerror}"
+        return index, "held", f"cannot write output: {e.strerror}"
 
 
 def deidentify_tree(inputs: list[Path], out_dir: Path, profile: Profile, key: bytes,
                     workers: int | None = None,
-                    progress: Callable[[int, int, int], None] | None = None) -> RunReport:
+                    progress: Callable[[int, int, int], None] | None = None,
+                    previews_dir: Path | None = None) -> RunReport:
     """De-identify every input file into ``out_dir``; returns the run report.
 
-    ``progress(done, total, held_back)`` is called as results arrive.
+    ``progress(done, total, held_back)`` is called as results arrive. With Clean Recognizable
+    Visual Features, head CT/MR series are defaced first (whole volumes, in a temporary folder).
     """
     files = [str(p) for p in iter_inputs(inputs)]
     run = RunReport(profile=profile.name, options=[o.cli for o in profile.options])
-    job = _Job(profile, key, out_dir)
-    workers = workers or os.cpu_count() or 1
-    results: list[tuple[int, str | None, dict | str]] = []
-    held = 0
-    if workers == 1 or len(files) < 8:
-        _init_worker(job)
-        outcomes = map(_process, enumerate(files))
-        pool = None
-    else:
-        pool = Pool(workers, initializer=_init_worker, initargs=(job,))
-        outcomes = pool.imap_unordered(_process, enumerate(files), chunksize=16)
-    try:
-        for outcome in outcomes:
-            results.append(outcome)
-            held += outcome[1] is None
-            if progress:
-                progress(len(results), len(files), held)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
-    for index, output, detail in sorted(results, key=lambda r: r[0]):
-        if output is None:
-            run.add_held_back(index, files[index], str(detail))
+    job = _Job(profile, key, out_dir, previews_dir)
+    with tempfile.TemporaryDirectory(prefix="orthanc-gdpr-deface-") as scratch:
+        defaced, deface_failed = (deface_series(files, Path(scratch)) if profile.has("clean-recognizable-visual-features")
+                                  else ({}, {}))
+        items = [(i, defaced.get(i, f), i in defaced) for i, f in enumerate(files) if i not in deface_failed]
+        results: list[Outcome] = [(i, "held", reason) for i, reason in deface_failed.items()]
+        held = len(results)
+        workers = workers or os.cpu_count() or 1
+        if workers == 1 or len(items) < 8:
+            _init_worker(job)
+            outcomes = map(_process, items)
+            pool = None
         else:
-            run.add_instance(index, output, detail)  # type: ignore[arg-type]
+            pool = Pool(workers, initializer=_init_worker, initargs=(job,))
+            outcomes = pool.imap_unordered(_process, items, chunksize=16)
+        try:
+            for outcome in outcomes:
+                results.append(outcome)
+                held += outcome[1] == "held"
+                if progress:
+                    progress(len(results), len(files), held)
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
+    for index, kind, detail in sorted(results, key=lambda r: r[0]):
+        if kind == "written":
+            output, report = detail  # type: ignore[misc]
+            run.add_instance(index, output, report)
+        elif kind == "dropped":
+            run.add_dropped(index, files[index], str(detail))
+        else:
+            run.add_held_back(index, files[index], str(detail))
     return run

@@ -9,11 +9,12 @@ from .. import standard
 
 @dataclass(frozen=True)
 class Option:
-    """One column of Table E.1-1 that a profile can select."""
+    """An option of PS3.15 Annex E that a profile can select: a column of Table E.1-1, or one
+    of the pixel options (Clean Pixel Data, Clean Recognizable Visual Features) that have none."""
 
     name: str  #: the standard's name, e.g. "Retain UIDs Option"
     cli: str  #: kebab-case name used on the command line and in profiles
-    column: str  #: column key in the table data file
+    column: str  #: column key in the table data file ("" for the pixel options)
     code: str  #: code value in DICOM CID 7050 (coding scheme DCM)
     meaning: str  #: code meaning in CID 7050
 
@@ -26,7 +27,7 @@ ALL: tuple[Option, ...] = tuple(Option(**o) for o in standard.load("options.json
 _BY_KEY = {
     key: o
     for o in ALL
-    for key in (o.cli, o.column, o.name.lower(), o.label.lower(), o.code)
+    for key in (o.cli, o.column, o.name.lower(), o.label.lower(), o.code) if key
 }
 
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")

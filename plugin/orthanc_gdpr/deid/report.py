@@ -19,6 +19,7 @@ class InstanceReport:
     sop_class_uid: str = ""
     sop_instance_uid: str = ""  #: the new (de-identified) SOP Instance UID
     patient_pseudonym: str = ""  #: the keyed pseudonym of the patient (never the real ID)
+    pixels: dict | None = None  #: what Clean Pixel Data masked (boxes, methods; never the text)
     actions: list[tuple[str, str, str]] = field(default_factory=list)  #: (path, action, rule)
     safety_net: list[tuple[str, int]] = field(default_factory=list)  #: (path, hits)
     residual: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -35,6 +36,7 @@ class InstanceReport:
             "actions": [{"attribute": p, "action": a, "rule": r} for p, a, r in self.actions],
             "safety_net": [{"attribute": p, "hits": h} for p, h in self.safety_net],
             "residual_risk": {k: sorted(v) for k, v in sorted(self.residual.items())},
+            **({"pixels": self.pixels} if self.pixels is not None else {}),
         }
 
 
@@ -53,9 +55,17 @@ class RunReport:
     def add_instance(self, index: int, output: str, report: dict) -> None:
         self.instances.append({"input": index, "output": output, **report})
 
+    #: inputs left out by policy (report-bearing objects), with their console paths
+    dropped: list[dict] = field(default_factory=list)
+    dropped_paths: list[str] = field(default_factory=list)
+
     def add_held_back(self, index: int, path: str, error: str) -> None:
         self.held_back.append({"input": index, "error": error})
         self.held_back_paths.append(path)
+
+    def add_dropped(self, index: int, path: str, reason: str) -> None:
+        self.dropped.append({"input": index, "reason": reason})
+        self.dropped_paths.append(path)
 
     def summary(self) -> dict:
         actions: Counter = Counter()
@@ -69,6 +79,7 @@ class RunReport:
         return {
             "instances_written": len(self.instances),
             "instances_held_back": len(self.held_back),
+            "instances_dropped": len(self.dropped),
             "actions": dict(actions),
             "safety_net_hits": safety_hits,
             "residual_risk": {k: sorted(v) for k, v in sorted(residual.items())},
@@ -76,4 +87,5 @@ class RunReport:
 
     def to_dict(self) -> dict:
         return {"report_version": REPORT_VERSION, "profile": self.profile, "options": self.options,
-                "summary": self.summary(), "held_back": self.held_back, "instances": self.instances}
+                "summary": self.summary(), "held_back": self.held_back, "dropped": self.dropped,
+                "instances": self.instances}

@@ -51,7 +51,7 @@ def parse_tag(text: str) -> int:
 
 def _resolve(row: dict, selected: tuple[Option, ...]) -> Rule:
     code, source = row["basic"], "E.1-1 basic"
-    chosen = [(row[o.column], o.label) for o in selected if row[o.column]]
+    chosen = [(row[o.column], o.label) for o in selected if o.column and row[o.column]]
     if chosen:
         # Two selected options can name the same attribute (e.g. Retain Patient Characteristics
         # and Clean Descriptors): cleaning is the safer of keep and clean.

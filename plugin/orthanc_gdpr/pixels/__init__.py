@@ -7,7 +7,7 @@ Entry points for the header engine and the CLI:
 * :func:`is_report_bearing` says why an instance is a report (to drop or clean it);
 * :func:`deface_volume` removes the face from a head CT/MR series;
 * :func:`clean_graphics` removes overlays and presentation-state text;
-* :func:`previews` writes before/after PNGs for a person's sign-off;
+* :func:`previews.previews` writes before/after PNGs for a person's sign-off;
 * :func:`at_risk_modalities` reads which modalities get OCR from a configuration.
 
 Plain Python (numpy, pydicom, Pillow, pytesseract, scipy): nothing here imports ``orthanc``.
@@ -27,17 +27,25 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from .codecs import CodecError, black_value, decode, encode
-from .deface import DefaceError, DefaceReport, deface_volume
 from .graphics import GraphicsReport, clean_graphics
 from .masks import Box, MaskRuleError, MaskRules
-from .ocr import OcrUnavailable, find_text, to_gray8
-from .previews import previews
 from .reports import is_report_bearing
 from .ultrasound import outside_regions
 
 __all__ = ["PixelCleaningError", "PixelReport", "MaskRules", "MaskRuleError", "DefaceReport", "DefaceError",
            "GraphicsReport", "clean_pixel_data", "is_report_bearing", "deface_volume", "clean_graphics",
-           "previews", "at_risk_modalities", "DEFAULT_OCR_MODALITIES"]
+           "at_risk_modalities", "DEFAULT_OCR_MODALITIES"]
+
+#: Loaded on first use: defacing and OCR pull in SciPy, which the header-only engine never needs.
+_LAZY = {"DefaceError": ".deface", "DefaceReport": ".deface", "deface_volume": ".deface"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Modalities whose images often carry burned-in text (PS3.15 E.3.1); DX and CR when configured.
 DEFAULT_OCR_MODALITIES = frozenset({"US", "SC", "OT", "XA", "ES", "XC"})
@@ -88,6 +96,7 @@ def _needs_ocr(ds: Dataset, modalities: frozenset[str]) -> bool:
 def _ocr_images(frames: np.ndarray) -> list[np.ndarray]:
     """The distinct grey images to read: first, middle and last frames and, for cines, the
     static layer (pixels equal on sampled frames; moving pixels black)."""
+    from .ocr import to_gray8
     n = frames.shape[0]
     images = [to_gray8(frames[i]) for i in sorted({0, n // 2, n - 1})]
     if n > 1:
@@ -140,6 +149,7 @@ def clean_pixel_data(ds: Dataset, *, ocr: bool = True, masks: MaskRules | None =
         report.methods.append("us-regions")
     boxes = list(rule_boxes)
     if ocr and _needs_ocr(ds, modalities or DEFAULT_OCR_MODALITIES):
+        from .ocr import OcrUnavailable, find_text
         start = time.perf_counter()
         images = _ocr_images(frames)
         try:

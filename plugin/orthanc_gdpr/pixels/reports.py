@@ -15,8 +15,10 @@ KEY_OBJECT_SELECTION = "1.2.840.10008.5.1.4.1.1.88.59"
 PRESENTATION_STATE_PREFIX = "1.2.840.10008.5.1.4.1.1.11."
 ENCAPSULATED_DOCUMENT_PREFIX = "1.2.840.10008.5.1.4.1.1.104."
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
-#: Conversion Types of captures that are documents: scanned document, workstation, drawing.
-DOCUMENT_CONVERSIONS = frozenset({"SD", "WSD", "DRW"})
+#: Conversion Types of captures that are documents: scanned document and drawing. Workstation
+#: captures (WSD: screenshots, 3D renderings, key images) are images; burned-in text on them is
+#: Clean Pixel Data's job (secondary captures are always read by OCR).
+DOCUMENT_CONVERSIONS = frozenset({"SD", "DRW"})
 #: Image Type values and series-description words of dose screens and screen saves.
 DOCUMENT_IMAGE_TYPES = frozenset({"SCREEN SAVE", "DOSE_INFO", "DOSE REPORT", "REPORT"})
 DOCUMENT_DESCRIPTIONS = ("DOSE REPORT", "DOSE INFO", "PATIENT PROTOCOL", "SCREEN SAVE", "REPORT")

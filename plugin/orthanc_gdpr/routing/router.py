@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..audit import AuditLog
-from ..deid import DeidentificationError, Deidentifier, deidentify_bytes
+from ..deid import DeidentificationError, Deidentifier, InstanceDropped, deidentify_bytes
 from ..orthanc_api import OrthancApi, OrthancApiError, get_json
 from .consent import ConsentSource, decide
 from .destinations import DeliveryError, send
@@ -118,7 +118,7 @@ class Router:
             self._finish(job, "refused", {"reason": decision.reason}, base)
             return
         engine = self.engines[rule.profile]
-        sent, skipped, held_back = 0, 0, []
+        sent, skipped, dropped, held_back = 0, 0, 0, []
         for instance in instances:
             if self.queue.is_cancelled(job.id):
                 self.audit.append("route.cancelled", **base, sent=sent)
@@ -129,6 +129,9 @@ class Router:
             try:
                 original = self.api.get(f"/instances/{instance}/file")
                 _, dicom, _ = deidentify_bytes(engine, original)
+            except InstanceDropped:
+                dropped += 1  # by policy (a report the profile does not keep): not a failure
+                continue
             except DeidentificationError as e:
                 held_back.append({"instance": instance, "error": str(e)})
                 continue
@@ -145,7 +148,7 @@ class Router:
             self.queue.mark_delivered(rule.destination.key, rule.profile, instance, job.id)
             sent += 1
         counts = {"instances": len(instances), "sent": sent, "already_delivered": skipped,
-                  "held_back": len(held_back)}
+                  "dropped_by_policy": dropped, "held_back": len(held_back)}
         if held_back:
             self._finish(job, "failed", {**counts, "held_back_instances": held_back,
                                          "error": f"{len(held_back)} instance(s) could not be de-identified and were not sent"}, base)
