@@ -15,7 +15,7 @@ from orthanc_server import REPO
 
 sys.path.insert(0, str(REPO / "plugin"))
 
-from orthanc_gdpr.config_check import CHECKS, audit, load_config, loads, run_static  # noqa: E402
+from orthanc_gdpr.config_check import CHECKS, audit, load_config, loads  # noqa: E402
 from orthanc_gdpr.config_check.jsonc import ConfigSyntaxError  # noqa: E402
 
 CONFIGS = Path(__file__).parent / "configs"

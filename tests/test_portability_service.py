@@ -12,7 +12,6 @@ import time
 import uuid
 import zipfile
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import statistics
-import threading
 import time
 from pathlib import Path
 
