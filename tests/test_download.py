@@ -128,8 +128,6 @@ def test_restricted_identified_export_blocks_other_users_but_not_deidentified_do
     assert [d["user"] for d in download] == [viewer]
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug (deid/files.py, not owned here): the 128-byte Part 10 "
-                   "preamble of the input is copied into the de-identified output unchanged")
 def test_downloaded_instance_does_not_carry_the_original_preamble(orthanc_factory):
     server = orthanc_factory()
     data = bytearray(make_ct_study(1, series=1)[0])

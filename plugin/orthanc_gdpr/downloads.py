@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-from .deid import DeidentificationError, Deidentifier, InstanceDropped, RunReport, deidentify_bytes
-from .deid.files import output_path
+from .deid import Profile, RunReport
+from .deid.parallel import Outcome
 from .orthanc_api import OrthancApi, get_json
 
 COMPRESSION = {"stored": (zipfile.ZIP_STORED, None), "deflate-fast": (zipfile.ZIP_DEFLATED, 1)}
@@ -52,28 +52,31 @@ def instance_ids(api: OrthancApi, level: str, resource: str) -> list[str]:
     return [i["ID"] for i in get_json(api, f"/{level}/{resource}/instances")]
 
 
-def stream_archive(api: OrthancApi, instances: list[str], engine: Deidentifier, compression: str = "stored",
+def instance_files(api: OrthancApi, instances: list[str]) -> Iterator[bytes]:
+    """The stored DICOM files, read one at a time as the consumer asks for them."""
+    return (api.get(f"/instances/{instance}/file") for instance in instances)
+
+
+def stream_archive(outcomes: Iterable[Outcome], profile: Profile, compression: str = "stored",
                    on_done: Callable[[RunReport], None] | None = None) -> Iterator[bytes]:
-    """Yield a ZIP of the de-identified instances, chunk by chunk.
+    """Yield a ZIP of de-identified instances, chunk by chunk, from their outcomes in order
+    (:func:`~orthanc_gdpr.deid.parallel.outcome`, locally or from a worker pool).
 
     ``on_done`` receives the run report once the archive is complete (for the audit trail).
     """
     method, level = COMPRESSION[compression]
-    run = RunReport(profile=engine.profile.name, options=[o.cli for o in engine.profile.options])
+    run = RunReport(profile=profile.name, options=[o.cli for o in profile.options])
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=method, compresslevel=level, allowZip64=True) as zf:
-        for index, instance in enumerate(instances):
-            try:
-                ds, dicom, report = deidentify_bytes(engine, api.get(f"/instances/{instance}/file"))
-            except InstanceDropped as e:
-                run.add_dropped(index, instance, str(e))
-                continue
-            except DeidentificationError as e:
-                run.add_held_back(index, instance, str(e))
-                continue
-            name = output_path(ds, report).as_posix()
-            zf.writestr(name, dicom)
-            run.add_instance(index, name, report.to_dict())
+        for index, (kind, detail) in enumerate(outcomes):
+            if kind == "written":
+                name, dicom, report = detail  # type: ignore[misc]
+                zf.writestr(name, dicom)
+                run.add_instance(index, name, report)
+            elif kind == "dropped":
+                run.add_dropped(index, f"instance {index + 1}", str(detail))
+            else:
+                run.add_held_back(index, f"instance {index + 1}", str(detail))
             if sink.size >= CHUNK:
                 yield sink.take()
         if run.held_back or run.dropped:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from collections.abc import Iterable, Iterator
+
 from .audit import AuditLog
 from .deid import Deidentifier, Keyring, load_key, load_profile
+from .deid.parallel import Outcome, WorkerPool, outcome
 from .orthanc_api import OrthancApi
 from .routing.consent import ConsentFile, ConsentService, ConsentSource
 from .routing.jobs import JobQueue
@@ -41,6 +44,8 @@ class Runtime:
     queue: JobQueue
     router: Router
     worker: Worker
+    key: bytes
+    pool: WorkerPool | None = None
 
     @classmethod
     def build(cls, settings: Settings, api: OrthancApi) -> "Runtime":
@@ -55,7 +60,26 @@ class Runtime:
         queue = JobQueue(settings.queue_path)
         retry = RetryPolicy(settings.retry_first_delay, settings.retry_max_delay, settings.retry_max_attempts)
         router = Router(api, rules, engines, queue, audit, _consent_source(settings), retry)
-        return cls(settings, engines, audit, queue, router, Worker(router))
+        return cls(settings, engines, audit, queue, router, Worker(router), key)
+
+    def start(self) -> None:
+        """Start the routing worker and the de-identification processes (once Orthanc runs)."""
+        if self.settings.workers:
+            self.pool = WorkerPool([e.profile for e in self.engines.values()], self.key,
+                                   self.settings.workers, self.settings.worker_python)
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop()
+        if self.pool is not None:
+            self.pool.close()
+
+    def outcomes(self, profile: str, files: Iterable[bytes]) -> Iterator[Outcome]:
+        """De-identify ``files`` in order: in the worker processes when there are some."""
+        if self.pool is not None:
+            return self.pool.outcomes(profile, files)
+        engine = self.engines[profile]
+        return (outcome(engine, data) for data in files)
 
     def may_export_identified(self, uri: str, user: str) -> bool:
         """The request filter's answer for Orthanc's plain export routes."""

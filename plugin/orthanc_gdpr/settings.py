@@ -15,12 +15,15 @@ Bad or missing settings stop Orthanc with a clear message instead of running hal
       "ArchiveCompression": "stored",                        // or "deflate-fast"
       "RestrictIdentifiedExport": false,                     // filter Orthanc's plain export routes
       "IdentifiedExportUsers": ["admin"],                    // who may still use them
-      "Retry": {"FirstDelaySeconds": 5, "MaxDelaySeconds": 600, "MaxAttempts": 20}
+      "Retry": {"FirstDelaySeconds": 5, "MaxDelaySeconds": 600, "MaxAttempts": 20},
+      "Workers": 2,                                          // de-identification processes (0: in Orthanc)
+      "WorkerPython": "/usr/bin/python3"                     // the Python 3.11 that runs them
     }
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from .downloads import COMPRESSION
 SECTION = "Gdpr"
 _KEYS = {"KeyFile", "StateDirectory", "ProfilesDirectory", "RoutingRules", "ConsentFile", "ConsentServiceUrl",
          "ConsentServiceTokenFile", "DownloadProfiles", "DefaultDownloadProfile", "ArchiveCompression",
-         "RestrictIdentifiedExport", "IdentifiedExportUsers", "Retry"}
+         "RestrictIdentifiedExport", "IdentifiedExportUsers", "Retry", "Workers", "WorkerPython"}
 
 
 class ConfigError(ValueError):
@@ -54,6 +57,8 @@ class Settings:
     retry_first_delay: float
     retry_max_delay: float
     retry_max_attempts: int
+    workers: int
+    worker_python: str
 
     @property
     def queue_path(self) -> Path:
@@ -114,6 +119,12 @@ def parse_settings(config: dict) -> Settings:
                                  int(retry.get("MaxAttempts", 20)))
     except (TypeError, ValueError, AttributeError):
         raise ConfigError(f'"{SECTION}.Retry" takes numbers: FirstDelaySeconds, MaxDelaySeconds, MaxAttempts') from None
+    workers = section.get("Workers", min(os.cpu_count() or 1, 4))
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ConfigError(f'"{SECTION}.Workers" is a whole number (0: de-identify inside Orthanc)')
+    worker_python = section.get("WorkerPython", "/usr/bin/python3")
+    if workers and not (isinstance(worker_python, str) and os.access(worker_python, os.X_OK)):
+        raise ConfigError(f'"{SECTION}.WorkerPython" {worker_python!r} is not an executable Python 3.11')
     return Settings(
         key_file=key_file, state_dir=state_dir, profiles_dir=profiles, routing_rules=rules,
         consent_file=_path(section, "ConsentFile"), consent_url=str(section.get("ConsentServiceUrl", "")),
@@ -121,4 +132,4 @@ def parse_settings(config: dict) -> Settings:
         download_profiles=tuple(downloads), default_download_profile=default, compression=compression,
         restrict_identified_export=bool(section.get("RestrictIdentifiedExport", False)),
         identified_export_users=tuple(users), retry_first_delay=first, retry_max_delay=most,
-        retry_max_attempts=attempts)
+        retry_max_attempts=attempts, workers=workers, worker_python=worker_python)

@@ -22,7 +22,7 @@ from ..deid import DeidentificationError, deidentify_bytes
 from ..deid.files import output_path
 from ..deid.keys import KeyFileError
 from ..deid.profile import ProfileError
-from ..downloads import instance_ids, stream_archive
+from ..downloads import instance_files, instance_ids, stream_archive
 from ..orthanc_api import OrthancApiError
 from ..routing.rules import RuleError
 from ..runtime import IDENTIFIED_EXPORT_ROUTES, Runtime
@@ -166,7 +166,8 @@ def _register_routes(orthanc: Any, rt: Runtime) -> None:
                                 purpose="download", result="sent", instances=summary["instances_written"],
                                 held_back=summary["instances_held_back"])
 
-            chunks = stream_archive(rt.router.api, instances, engine, rt.settings.compression, audited)
+            outcomes = rt.outcomes(engine.profile.name, instance_files(rt.router.api, instances))
+            chunks = stream_archive(outcomes, engine.profile, rt.settings.compression, audited)
             output.SetHttpHeader("Content-Disposition", f'attachment; filename="{resource}-{engine.profile.name}.zip"')
             _send_stream(output, chunks, "application/zip")
         return handler
@@ -214,9 +215,9 @@ def _register_routes(orthanc: Any, rt: Runtime) -> None:
 
     def on_change(change_type: int, level: int, resource: str) -> None:
         if change_type == orthanc.ChangeType.ORTHANC_STARTED:
-            rt.worker.start()
+            rt.start()
         elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:
-            rt.worker.stop()
+            rt.stop()
         elif change_type == orthanc.ChangeType.STABLE_STUDY:
             try:
                 if rt.router.on_stable_study(resource):
