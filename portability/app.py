@@ -13,9 +13,10 @@ from . import audit
 from .db import Database
 from .errors import install_handlers
 from .jobs import Worker
+from .rights import RightsWorker
 from .orthanc import OrthancClient
 from .routers import audit as audit_router
-from .routers import downloads, jobs, links, requests
+from .routers import consents, downloads, jobs, links, rectifications, requests
 from .settings import Settings
 
 
@@ -31,20 +32,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit.configure(audit.AuditSink(db))
         worker = Worker(db, settings, app.state.make_client) if settings.worker else None
         app.state.worker = worker
+        rights_worker = RightsWorker(db, settings, app.state.make_client) if settings.worker else None
+        app.state.rights_worker = rights_worker
         if worker:
             worker.start()
+            rights_worker.start()
         try:
             yield
         finally:
             if worker:
                 worker.stop()
+                rights_worker.stop()
             db.dispose()
 
     app = FastAPI(title="orthanc-gdpr portability service", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.make_client = lambda: OrthancClient(settings.orthanc_url, settings.orthanc_auth)
     install_handlers(app)
-    for module in (requests, jobs, links, downloads, audit_router):
+    for module in (requests, jobs, links, downloads, audit_router, consents, rectifications):
         app.include_router(module.router)
 
     @app.get("/health", tags=["service"])

@@ -1,7 +1,10 @@
 """Staff authentication (HTTP Basic or bearer tokens from the settings) and roles.
 
 Roles are ordered: ``staff`` < ``reviewer`` < ``dpo``; a route asks for a minimum role.
-Patients never authenticate here: they hold a download token (see ``routers.downloads``).
+Patients hold either a download token (see ``routers.downloads``) or a patient token
+(``X-Patient-Token`` header, issued by staff, bound to one PatientID): with it they see their
+consents, withdraw them, and file rectification and erasure requests for themselves only.
+Every refusal (401/403) is audited as ``access.refused``.
 """
 from __future__ import annotations
 
@@ -19,6 +22,21 @@ from .settings import ROLES
 class Staff:
     name: str
     role: str
+    patient: tuple[str, str] | None = None  #: (PatientID, issuer) for a patient token
+
+    @property
+    def is_patient(self) -> bool:
+        return self.role == "patient"
+
+
+def _refused(request: Request, status: int, reason: str) -> None:
+    from . import audit
+
+    try:
+        audit.record("access.refused", status=status, reason=reason, method=request.method,
+                     path=request.url.path, client=request.client.host if request.client else None)
+    except Exception:  # noqa: BLE001 - never turn a refusal into a 500
+        pass
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -27,6 +45,14 @@ def _unauthorized(message: str) -> HTTPException:
 
 
 def current_staff(request: Request) -> Staff:
+    try:
+        return _current_staff(request)
+    except HTTPException as e:
+        _refused(request, e.status_code, e.detail["detail"])
+        raise
+
+
+def _current_staff(request: Request) -> Staff:
     settings = request.app.state.settings
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -50,9 +76,44 @@ def current_staff(request: Request) -> Staff:
 def require(role: str):
     floor = ROLES.index(role)
 
-    def dep(staff: Staff = Depends(current_staff)) -> Staff:
+    def dep(request: Request, staff: Staff = Depends(current_staff)) -> Staff:
         if ROLES.index(staff.role) < floor:
+            _refused(request, 403, f"{staff.name} ({staff.role}) needs role {role!r} or higher")
             raise HTTPException(403, {"error": "forbidden", "detail": f"needs role {role!r} or higher"})
         return staff
 
     return dep
+
+
+def patient_token_hash(token: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def staff_or_patient(role: str = "staff"):
+    """Staff of at least ``role``, or a patient holding a valid ``X-Patient-Token``."""
+    staff_dep = require(role)
+
+    def dep(request: Request) -> Staff:
+        token = request.headers.get("x-patient-token")
+        if not token:
+            return staff_dep(request, current_staff(request))
+        from .models import PatientToken, aware, utcnow
+
+        with request.app.state.db.session() as s:
+            row = s.query(PatientToken).filter_by(token_sha256=patient_token_hash(token)).one_or_none()
+            if row is None or aware(row.expires_at) <= utcnow():
+                reason = "unknown patient token" if row is None else "expired patient token"
+                _refused(request, 401, reason)
+                raise HTTPException(401, {"error": "unauthorized", "detail": reason})
+            return Staff(f"patient-token:{row.id}", "patient", (row.patient_id, row.issuer))
+
+    return dep
+
+
+def same_patient_or_403(request: Request, who: Staff, patient_id: str, issuer: str) -> None:
+    """A patient token acts for its own patient only."""
+    if who.is_patient and who.patient != (patient_id, issuer or ""):
+        _refused(request, 403, f"{who.name} acts for another patient")
+        raise HTTPException(403, {"error": "forbidden", "detail": "a patient token acts for its own patient only"})

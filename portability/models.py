@@ -103,3 +103,156 @@ class AuditEvent(Base):
     actor: Mapped[str | None] = mapped_column(String(128))
     request_id: Mapped[int | None] = mapped_column(Integer, index=True)
     fields: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The hash chain (see portability.chain): `record` is the canonical JSON that `hash` covers.
+    seq: Mapped[int | None] = mapped_column(Integer, unique=True)
+    source: Mapped[str | None] = mapped_column(String(32))
+    source_seq: Mapped[int | None] = mapped_column(Integer)
+    prev: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+    record: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditChainHead(Base):
+    """One row (id 1): the newest seq and hash. Appends lock it, so concurrent writers keep one chain."""
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Consent(Base):
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(128))
+    issuer: Mapped[str] = mapped_column(String(128), default="")
+    purpose: Mapped[str] = mapped_column(String(64))
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    withdrawn_at: Mapped[datetime | None]
+    withdrawn_by: Mapped[str | None] = mapped_column(String(128))
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class PatientFlag(Base):
+    """A restriction of processing (Art. 18) or an objection (Art. 21) for one patient."""
+    __tablename__ = "patient_flags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(128))
+    issuer: Mapped[str] = mapped_column(String(128), default="")
+    kind: Mapped[str] = mapped_column(String(16))  # restriction | objection
+    reason: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lifted_at: Mapped[datetime | None]
+    lifted_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class PatientLock(Base):
+    """At most one open rectification or erasure per patient (primary key = the patient)."""
+    __tablename__ = "patient_locks"
+
+    patient_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Rectification(Base):
+    __tablename__ = "rectifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(128))
+    issuer: Mapped[str] = mapped_column(String(128), default="")
+    orthanc_patient_id: Mapped[str | None] = mapped_column(String(64))
+    changes: Mapped[list] = mapped_column(JSON)  # [{attribute, tag, vr, current, proposed}]
+    evidence: Mapped[str | None] = mapped_column(Text)
+    uid_policy: Mapped[str] = mapped_column(String(16), default="regenerate")
+    rejection_code: Mapped[str] = mapped_column(String(16), default="113038")
+    status: Mapped[str] = mapped_column(String(16), default="requested")
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    plan: Mapped[dict | None] = mapped_column(JSON)
+    result: Mapped[dict | None] = mapped_column(JSON)
+    applied_at: Mapped[datetime | None]
+
+
+class Erasure(Base):
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(128))
+    issuer: Mapped[str] = mapped_column(String(128), default="")
+    orthanc_patient_id: Mapped[str | None] = mapped_column(String(64))
+    grounds: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="requested")
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    retention_ground: Mapped[str | None] = mapped_column(String(64))
+    retain_until: Mapped[datetime | None]
+    plan: Mapped[dict | None] = mapped_column(JSON)
+    result: Mapped[dict | None] = mapped_column(JSON)
+    erased_at: Mapped[datetime | None]
+
+
+class RightsJob(Base):
+    """Applying a rectification or an erasure: claimed by the rights worker, retried with back-off."""
+    __tablename__ = "rights_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # rectification | erasure
+    ref_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class RecipientNotice(Base):
+    """Art. 19: what was sent (or is to be sent) to one earlier recipient about one rectification/erasure."""
+    __tablename__ = "recipient_notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    right: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int] = mapped_column(Integer)
+    recipient_kind: Mapped[str] = mapped_column(String(24))
+    recipient: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # sent | to-send | failed
+    detail: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class ErasedPseudonym(Base):
+    __tablename__ = "erased_pseudonyms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(128))
+    profile: Mapped[str | None] = mapped_column(String(64))
+    erasure_id: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PatientToken(Base):
+    __tablename__ = "patient_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    patient_id: Mapped[str] = mapped_column(String(128))
+    issuer: Mapped[str] = mapped_column(String(128), default="")
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]

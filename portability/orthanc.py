@@ -115,8 +115,31 @@ class OrthancClient:
         r = self._request("GET", f"/instances/{instance}/preview", headers={"Accept": "image/png"})
         return r.content if r.status_code == 200 else None
 
+    # ------------------------------------------------------------------ rights (rectification, erasure)
+    def delete(self, path: str) -> None:
+        r = self._request("DELETE", path)
+        if r.status_code not in (200, 404):
+            raise OrthancError(f"DELETE {path} -> {r.status_code}: {r.text[:300]}")
+
+    def post_raw(self, path: str, data: bytes, content_type: str = "application/dicom") -> Any:
+        r = self._request("POST", path, data=data, headers={"Content-Type": content_type})
+        if r.status_code >= 400:
+            raise OrthancError(f"POST {path} -> {r.status_code}: {r.text[:300]}")
+        return r.json() if r.content else None
+
+    def find_studies(self, study_uid: str) -> list[str]:
+        """Orthanc ids of the studies with this StudyInstanceUID."""
+        return list(self.post_json("/tools/find", {"Level": "Study", "Query": {"StudyInstanceUID": study_uid}}))
+
+    def instance_file(self, instance: str) -> bytes:
+        r = self._request("GET", f"/instances/{instance}/file")
+        if r.status_code >= 400:
+            raise OrthancError(f"GET /instances/{instance}/file -> {r.status_code}")
+        return r.content
+
     def upload(self, data: bytes) -> dict:
         r = self._request("POST", "/instances", data=data, headers={"Content-Type": "application/dicom"})
         if r.status_code >= 400:
             raise OrthancError(f"upload refused: {r.status_code} {r.text[:300]}")
         return r.json()
+

@@ -13,6 +13,10 @@
 ``..._ISSUER``                         who issues the copies (shown to the patient)
 ``..._HOST`` / ``..._PORT``            where :func:`portability.server.run` listens
 ``..._WORKER``                         ``0`` to run no background worker in this process
+``..._PLUGIN_AUDIT_LOG``               the plugin's ``audit.jsonl``, imported into the one audit store
+``..._PLUGIN_KEY_FILE``                the plugin's key file: lets Art. 19 rejection notes name the
+                                       de-identified UIDs a research destination received
+``..._RIGHTS_RETRY_SECONDS``           first back-off of a failed rectification/erasure apply (30)
 =====================================  ==========================================================
 
 Roles: ``staff`` (handles requests), ``reviewer`` (and may also verify identity), ``dpo`` (all).
@@ -59,6 +63,12 @@ class Settings:
     worker: bool = True
     worker_poll_seconds: float = 0.5
     due_soon_days: int = 7
+    plugin_audit_log: Path | None = None
+    plugin_key_file: Path | None = None
+    rights_retry_seconds: float = 30.0
+    rights_max_retry_seconds: float = 600.0
+    rights_max_attempts: int = 50
+    patient_token_ttl_hours: float = 24.0 * 30
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
@@ -101,10 +111,13 @@ class Settings:
             issuer=get("ISSUER", cls.issuer),
             host=get("HOST", "127.0.0.1"),
             worker=get("WORKER", "1") not in ("0", "false", "no"),
+            plugin_audit_log=Path(get("PLUGIN_AUDIT_LOG")) if get("PLUGIN_AUDIT_LOG") else None,
+            plugin_key_file=Path(get("PLUGIN_KEY_FILE")) if get("PLUGIN_KEY_FILE") else None,
         )
         try:
             values["token_ttl_hours"] = float(get("TOKEN_TTL_HOURS", "168"))
             values["port"] = int(get("PORT", "8000"))
+            values["rights_retry_seconds"] = float(get("RIGHTS_RETRY_SECONDS", "30"))
         except ValueError as e:
             raise SettingsError(f"bad number in settings: {e}") from e
         values.update(overrides)

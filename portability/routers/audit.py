@@ -1,24 +1,104 @@
-"""Read the audit trail (DPO only)."""
+"""The audit trail (DPO only): list, verify the hash chain, import the plugin's log, export as
+FHIR AuditEvent (IHE BALP), and the breach query (CSV or JSON)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+import json
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 from sqlalchemy import select
 
+from .. import audit, audit_reports, chain
 from ..auth import Staff, require
+from ..errors import ServiceError
 from ..models import AuditEvent
 from ..schemas import AuditOut
 from .deps import db as get_db
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(tags=["audit"])
 
 
-@router.get("", response_model=list[AuditOut])
+class ChainBroken(ServiceError):
+    status, code = 409, "audit-chain-broken"
+
+
+def _out(e: AuditEvent) -> AuditOut:
+    o = AuditOut.model_validate(e)
+    if e.record:
+        rec = json.loads(e.record)
+        o.fields = chain.fields_of(rec)
+    return o
+
+
+@router.get("/audit", response_model=list[AuditOut])
 def list_events(request_id: int | None = None, event: str | None = None,
                 staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> list[AuditOut]:
-    q = select(AuditEvent).order_by(AuditEvent.id)
+    q = select(AuditEvent).order_by(AuditEvent.seq)
     if request_id is not None:
         q = q.where(AuditEvent.request_id == request_id)
     if event:
         q = q.where(AuditEvent.event == event)
     with db.session() as s:
-        return [AuditOut.model_validate(e) for e in s.scalars(q)]
+        return [_out(e) for e in s.scalars(q)]
+
+
+@router.get("/api/audit/records")
+def list_records(event: str | None = None, source: str | None = None, staff: Staff = Depends(require("dpo")),
+                 db=Depends(get_db)) -> list[dict]:
+    """The chain records themselves (service and imported plugin records)."""
+    return [r for r in chain.records(db) if (not event or r["event"] == event) and (not source or r["source"] == source)]
+
+
+@router.get("/api/audit/verify")
+def verify(staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> dict:
+    breaks = chain.verify(db)
+    with db.session() as s:
+        count = s.query(AuditEvent).count()
+    return {"intact": not breaks, "entries": count,
+            "first_break": {"seq": breaks[0].seq, "reason": breaks[0].reason} if breaks else None,
+            "breaks": [{"seq": b.seq, "reason": b.reason} for b in breaks]}
+
+
+@router.post("/api/audit/ingest")
+def ingest(request: Request, staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> dict:
+    """Import the plugin's JSONL log (its chain verified first; idempotent)."""
+    path = request.app.state.settings.plugin_audit_log
+    if not path:
+        raise ServiceError("no plugin audit log configured (ORTHANC_GDPR_SERVICE_PLUGIN_AUDIT_LOG)")
+    try:
+        result = chain.ingest_plugin_log(db, path)
+    except chain.AuditChainError as e:
+        audit.record("audit.ingest-refused", actor=staff.name, error=str(e))
+        raise ChainBroken(str(e)) from None
+    return result
+
+
+@router.get("/api/audit/fhir")
+def export_fhir(since: datetime | None = None, until: datetime | None = None, event: list[str] | None = Query(None),
+                staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> dict:
+    bundle = audit_reports.export_bundle(db, since, until, set(event) if event else None)
+    audit.record("audit.exported", actor=staff.name, entries=bundle["total"], since=since, until=until)
+    return bundle
+
+
+@router.get("/api/audit/breach")
+def breach(request: Request, since: datetime, until: datetime, destination: str | None = None,
+           user: str | None = None, format: str = Query("json", pattern="^(json|csv)$"),
+           staff: Staff = Depends(require("dpo")), db=Depends(get_db)):
+    """Every patient whose data went to ``destination`` or was downloaded by ``user`` in [since, until]."""
+    if not destination and not user:
+        raise ServiceError("give destination= or user=")
+    settings = request.app.state.settings
+    if settings.plugin_audit_log:
+        try:
+            chain.ingest_plugin_log(db, settings.plugin_audit_log)
+        except chain.AuditChainError as e:
+            raise ChainBroken(str(e)) from None
+    rows = audit_reports.breach(db, request.app.state.make_client(), since, until, destination, user)
+    audit.record("audit.breach-query", actor=staff.name, destination=destination, user=user,
+                 since=since, until=until, matches=len(rows))
+    if format == "csv":
+        return Response(audit_reports.breach_csv(rows), media_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="breach.csv"'})
+    return audit_reports.breach_summary(rows)

@@ -1,0 +1,109 @@
+"""Shared fixtures and helpers of the data-subject rights tests (rectification, consent, erasure,
+audit trail). Imported by those modules; holds no tests itself."""
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from portability.app import create_app
+from portability.settings import Settings
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+ALL_TABLES = ("patient_tokens, erased_pseudonyms, recipient_notices, rights_jobs, erasures, rectifications, "
+              "patient_locks, patient_flags, consents, audit_chain_head, portability_audit, portability_links, "
+              "portability_jobs, portability_requests, portability_alembic_version")
+
+
+def basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+STAFF = basic("alice", "alice-pw")
+REVIEWER = basic("rita", "rita-pw")
+DPO = basic("dora", "dora-pw")
+PLUGIN_TOKEN = "plugin-consent-token"
+
+
+def _drop_all(url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.execute(sa.text(f"DROP TABLE IF EXISTS {ALL_TABLES} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def rights_pg_url():
+    import sqlalchemy as sa
+
+    name = f"rights_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL unreachable on 127.0.0.1:5432: {e}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'service.sqlite'}", None
+    url = request.getfixturevalue("rights_pg_url")
+    _drop_all(url)
+    return url, url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def rights_db(request, tmp_path):
+    url, pg = _db_url(request, tmp_path)
+    yield url
+    if pg:
+        _drop_all(pg)
+
+
+@pytest.fixture(params=["sqlite"])
+def sqlite_db(request, tmp_path):
+    url, _ = _db_url(request, tmp_path)
+    yield url
+
+
+def settings_for(orthanc, database_url, tmp_path, **overrides) -> Settings:
+    values = dict(data_dir=tmp_path / "service-data", database_url=database_url,
+                  orthanc_url=orthanc.url if orthanc else "http://127.0.0.1:9",
+                  orthanc_username=orthanc.username if orthanc else None,
+                  orthanc_password=orthanc.password if orthanc else None,
+                  issuer="St. Example Hospital",
+                  staff_users={"alice": ("alice-pw", "staff"), "rita": ("rita-pw", "reviewer"),
+                               "dora": ("dora-pw", "dpo")},
+                  staff_tokens={PLUGIN_TOKEN: "staff"}, worker_poll_seconds=0.1, rights_retry_seconds=0.5,
+                  rights_max_retry_seconds=1.0)
+    if orthanc is not None:
+        values.update(plugin_audit_log=orthanc.state_dir / "audit.jsonl", plugin_key_file=orthanc.key_file)
+    values.update(overrides)
+    return Settings(**values)
+
+
+def client_for(orthanc, database_url, tmp_path, **overrides) -> TestClient:
+    return TestClient(create_app(settings_for(orthanc, database_url, tmp_path, **overrides)))
+
+
+def wait_status(client, path: str, statuses: tuple[str, ...], timeout: float = 60, headers=STAFF) -> dict:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = client.get(path, headers=headers).json()
+        if last.get("status") in statuses:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"{path} never reached {statuses}: {last}")
