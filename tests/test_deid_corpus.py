@@ -157,3 +157,12 @@ def test_report_bearing_objects_of_the_corpora_are_dropped_by_default():
     for path in report_files():
         with pytest.raises(InstanceDropped, match="report-bearing object dropped"):
             deidentify_bytes(engine, path)
+
+
+def test_trailing_padding_after_the_pixel_data_is_removed_and_pixels_copied_verbatim():
+    path = sample_file("CT_small.dcm")  # ends with (FFFC,FFFC) Data Set Trailing Padding
+    assert b"\xfc\xff\xfc\xff" in path.read_bytes()[-200:]
+    engine = Deidentifier(load_profile("basic"), Keyring(KEY))
+    out = pydicom.dcmread(io.BytesIO(deidentify_bytes(engine, path)[1]))
+    assert 0xFFFCFFFC not in out
+    assert out.PixelData == pydicom.dcmread(path).PixelData

@@ -41,6 +41,7 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._^-]")
 
 #: (7FE0,0010) Pixel Data, as its tag bytes appear in a little endian file.
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+_TRAILING_PADDING_TAG = b"\xfc\xff\xfc\xff"
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
@@ -132,23 +133,38 @@ def read(source: str | os.PathLike | bytes) -> Dataset:
     return _parse(io.BytesIO(source) if isinstance(source, bytes) else source, stop_before_pixels=False)
 
 
-def _trailing_pixel_data(ds: Dataset, tail: memoryview) -> bool:
-    """True when ``tail`` is exactly one native (defined-length) Pixel Data element, encoded
-    like the data set before it: it can then be copied to the output byte for byte."""
+def _trailing_pixel_data(ds: Dataset, tail: memoryview) -> int:
+    """The length of the native (defined-length) Pixel Data element that ``tail`` starts with,
+    when it is encoded like the data set before it and followed by nothing but, at most, Data
+    Set Trailing Padding (FFFC,FFFC), which Table E.1-1 removes anyway; 0 otherwise. The element
+    can then be copied to the output byte for byte."""
     implicit, little = getattr(ds, "original_encoding", (None, None))
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
     head = bytes(tail[:12])
     if (implicit is None or not little or len(head) < 12 or not head.startswith(_PIXEL_DATA_TAG)
             or (syntax is not None and UID(syntax).is_implicit_VR is not implicit)):
-        return False
+        return 0
     if implicit:
         header, length = 8, struct.unpack_from("<I", head, 4)[0]
     elif head[4:6] in (b"OB", b"OW"):
         header, length = 12, struct.unpack_from("<I", head, 8)[0]
     else:
+        return 0
+    end = header + length
+    if length == _UNDEFINED_LENGTH or end > len(tail):
+        return 0
+    return end if end == len(tail) or _is_trailing_padding(tail[end:], implicit) else 0
+
+
+def _is_trailing_padding(rest: memoryview, implicit: bool) -> bool:
+    """True when ``rest`` is exactly one Data Set Trailing Padding element."""
+    head = bytes(rest[:12])
+    if not head.startswith(_TRAILING_PADDING_TAG):
         return False
-    return length != _UNDEFINED_LENGTH and header + length == len(tail)
+    if implicit:
+        return len(head) >= 8 and 8 + struct.unpack_from("<I", head, 4)[0] == len(rest)
+    return len(head) == 12 and head[4:6] in (b"OB", b"UN") and 12 + struct.unpack_from("<I", head, 8)[0] == len(rest)
 
 
 def _split(fp: BinaryIO | mmap.mmap, data: bytes | mmap.mmap, split: bool = True
@@ -164,9 +180,10 @@ def _split(fp: BinaryIO | mmap.mmap, data: bytes | mmap.mmap, split: bool = True
         _check_complete(ds, pixels_follow=False, size=None)
         return ds, b""
     tail = memoryview(data)[fp.tell():]
-    if split and tail and _trailing_pixel_data(ds, tail):
+    pixels = _trailing_pixel_data(ds, tail) if split and tail else 0
+    if pixels:
         _check_complete(ds, pixels_follow=True, size=len(data))
-        return ds, tail
+        return ds, tail[:pixels]
     if tail:
         ds = _parse(fp, stop_before_pixels=False)
     _check_complete(ds, pixels_follow=False, size=len(data))
