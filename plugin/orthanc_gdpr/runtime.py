@@ -75,11 +75,13 @@ class Runtime:
             self.pool.close()
 
     def outcomes(self, profile: str, files: Iterable[bytes]) -> Iterator[Outcome]:
-        """De-identify ``files`` in order: in the worker processes when there are some."""
-        if self.pool is not None:
-            return self.pool.outcomes(profile, files)
-        engine = self.engines[profile]
-        return (outcome(engine, data) for data in files)
+        """De-identify ``files`` in order: in the worker processes when they are free."""
+        if self.pool is not None and self.pool.acquire():
+            yield from self.pool.outcomes(profile, files)
+        else:
+            engine = self.engines[profile]
+            for data in files:
+                yield outcome(engine, data)
 
     def may_export_identified(self, uri: str, user: str) -> bool:
         """The request filter's answer for Orthanc's plain export routes."""

@@ -2,13 +2,14 @@
 
 Inside Orthanc every Python callback shares one GIL (and ``sys.executable`` is Orthanc itself),
 so the plugin runs the engine in a pool of ``spawn`` processes started with a real Python 3.11.
-Results come back in input order, and at most ``window`` instances are in flight, so memory
-does not grow with study size.
+Results come back in input order, and only a few instances are in flight, so memory does not
+grow with study size.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 
@@ -32,41 +33,84 @@ def outcome(engine: Deidentifier, data: bytes) -> Outcome:
     return "written", (output_path(ds, report).as_posix(), dicom, report.to_dict())
 
 
-_engines: dict[str, Deidentifier] = {}
-
-
-def _init(profiles: list[Profile], key: bytes) -> None:
+def _serve(conn, profiles: list[Profile], key: bytes) -> None:
+    """A worker process: answer (profile name, DICOM bytes) with an outcome, until EOF."""
     quiet_pydicom()
     keyring = Keyring(key)
-    _engines.update({p.name: Deidentifier(p, keyring) for p in profiles})
-
-
-def _work(job: tuple[str, bytes]) -> Outcome:
-    name, data = job
-    return outcome(_engines[name], data)
+    engines = {p.name: Deidentifier(p, keyring) for p in profiles}
+    while True:
+        try:
+            name, data = conn.recv()
+        except EOFError:
+            return
+        conn.send(outcome(engines[name], data))
 
 
 class WorkerPool:
-    """A fixed pool of de-identification processes for the given profiles and key."""
+    """Worker processes for the given profiles and key, each on its own pipe.
+
+    The calling thread talks to the pipes itself (no helper threads): inside Orthanc every
+    thread hand-off waits for the shared GIL, which would cost more than the work. One stream
+    uses the pool at a time; a concurrent caller gets None from :meth:`acquire` and works
+    in-process instead.
+    """
 
     def __init__(self, profiles: list[Profile], key: bytes, workers: int, python: str | None = None):
-        context = multiprocessing.get_context("spawn")
+        self._context = multiprocessing.get_context("spawn")
         if python:
-            context.set_executable(python)
-        self.workers = workers
-        self._pool = context.Pool(workers, initializer=_init, initargs=(profiles, key))
+            self._context.set_executable(python)
+        self._args = (profiles, key)
+        self._lock = threading.Lock()
+        self._workers: list[tuple] = [self._start() for _ in range(workers)]
 
-    def outcomes(self, profile: str, datas: Iterable[bytes], window: int | None = None) -> Iterator[Outcome]:
-        """Outcomes for ``datas`` in order, reading ahead at most ``window`` instances."""
-        window = window or 2 * self.workers
+    def _start(self) -> tuple:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_serve, args=(child, *self._args), daemon=True)
+        process.start()
+        child.close()
+        return process, parent
+
+    def acquire(self) -> bool:
+        return self._lock.acquire(blocking=False)
+
+    def outcomes(self, profile: str, datas: Iterable[bytes]) -> Iterator[Outcome]:
+        """Outcomes for ``datas`` in order, one instance in flight per worker (more would let a
+        full pipe each way block both ends).
+
+        The caller must hold the pool (:meth:`acquire`); it is released when the stream ends.
+        """
         pending: deque = deque()
-        for data in datas:
-            pending.append(self._pool.apply_async(_work, ((profile, data),)))
-            if len(pending) >= window:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+        try:
+            turn = 0
+            for data in datas:
+                conn = self._workers[turn % len(self._workers)][1]
+                conn.send((profile, data))
+                pending.append(conn)
+                turn += 1
+                if len(pending) == len(self._workers):
+                    yield pending.popleft().recv()
+            while pending:
+                yield pending.popleft().recv()
+        except (EOFError, OSError) as e:  # a worker died: start afresh, fail this stream closed
+            pending.clear()
+            self._restart()
+            raise DeidentificationError(f"a de-identification worker stopped: {type(e).__name__}") from None
+        finally:
+            try:
+                for conn in pending:  # the consumer stopped early: drain, keep the pipes in step
+                    conn.recv()
+            except (EOFError, OSError):
+                self._restart()
+            finally:
+                self._lock.release()
+
+    def _restart(self) -> None:
+        self.close()
+        self._workers = [self._start() for _ in self._workers]
 
     def close(self) -> None:
-        self._pool.terminate()
-        self._pool.join()
+        for process, conn in self._workers:
+            conn.close()
+            process.terminate()
+        for process, _ in self._workers:
+            process.join(5)
