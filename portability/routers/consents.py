@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from .. import audit
 from ..auth import Staff, require, same_patient_or_403, staff_or_patient
-from ..errors import Conflict, NotFound
+from ..errors import Conflict
 from ..models import Consent, PatientFlag, aware, utcnow
-from .deps import db as get_db
+from .deps import db as get_db, get_or_404
 
 router = APIRouter(prefix="/api", tags=["consent"])
 FLAG_KINDS = ("restriction", "objection")
@@ -146,18 +146,11 @@ def list_consents(request: Request, patient_id: str | None = None, issuer: str =
         return [out(c) for c in s.scalars(q)]
 
 
-def _load(s, consent_id: int) -> Consent:
-    c = s.get(Consent, consent_id)
-    if c is None:
-        raise NotFound(f"no consent {consent_id}")
-    return c
-
-
 @router.get("/consents/{consent_id}", response_model=ConsentOut)
 def get_consent(consent_id: int, request: Request, who: Staff = Depends(staff_or_patient("staff")),
                 db=Depends(get_db)) -> ConsentOut:
     with db.session() as s:
-        c = _load(s, consent_id)
+        c = get_or_404(s, Consent, consent_id, "consent")
         same_patient_or_403(request, who, c.patient_id, c.issuer)
         return out(c)
 
@@ -167,7 +160,7 @@ def withdraw(consent_id: int, body: Withdrawal, request: Request, who: Staff = D
              db=Depends(get_db)) -> ConsentOut:
     """Art. 7(3): withdrawal takes effect at once (the next routing decision sees it)."""
     with db.session() as s:
-        c = _load(s, consent_id)
+        c = get_or_404(s, Consent, consent_id, "consent")
         same_patient_or_403(request, who, c.patient_id, c.issuer)
         if c.withdrawn_at is not None:
             raise Conflict(f"consent {consent_id} was already withdrawn")
@@ -215,7 +208,7 @@ def fhir_consent(c: Consent, issuer_label: str) -> dict:
 def consent_fhir(consent_id: int, request: Request, who: Staff = Depends(staff_or_patient("staff")),
                  db=Depends(get_db)) -> dict:
     with db.session() as s:
-        c = _load(s, consent_id)
+        c = get_or_404(s, Consent, consent_id, "consent")
         same_patient_or_403(request, who, c.patient_id, c.issuer)
         return fhir_consent(c, request.app.state.settings.issuer)
 
@@ -265,9 +258,7 @@ def list_flags(patient_id: str | None = None, issuer: str = "", active: bool = F
 @router.post("/flags/{flag_id}/lift", response_model=FlagOut)
 def lift_flag(flag_id: int, staff: Staff = Depends(require("reviewer")), db=Depends(get_db)) -> FlagOut:
     with db.session() as s:
-        f = s.get(PatientFlag, flag_id)
-        if f is None:
-            raise NotFound(f"no flag {flag_id}")
+        f = get_or_404(s, PatientFlag, flag_id, "flag")
         if f.lifted_at is not None:
             raise Conflict(f"flag {flag_id} was already lifted")
         f.lifted_at, f.lifted_by = utcnow(), staff.name

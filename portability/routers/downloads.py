@@ -5,7 +5,6 @@ reachable with a download token (single purpose).
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 

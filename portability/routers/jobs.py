@@ -5,32 +5,25 @@ from fastapi import APIRouter, Depends, Request
 
 from .. import audit, jobs
 from ..auth import Staff, require
-from ..errors import Conflict, NotFound
+from ..errors import Conflict
 from ..models import Job
 from ..schemas import JobOut
-from .deps import db as get_db
+from .deps import db as get_db, get_or_404
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-
-def load(s, job_id: int) -> Job:
-    job = s.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"no job {job_id}")
-    return job
 
 
 @router.get("/{job_id}", response_model=JobOut)
 def get(job_id: int, staff: Staff = Depends(require("staff")), db=Depends(get_db)) -> JobOut:
     with db.session() as s:
-        return JobOut.model_validate(load(s, job_id))
+        return JobOut.model_validate(get_or_404(s, Job, job_id, "job"))
 
 
 @router.post("/{job_id}/retry", status_code=202, response_model=JobOut)
 def retry(job_id: int, request: Request, staff: Staff = Depends(require("staff")),
           db=Depends(get_db)) -> JobOut:
     with db.session() as s:
-        job = load(s, job_id)
+        job = get_or_404(s, Job, job_id, "job")
         if job.status != "failed":
             raise Conflict(f"job {job_id} is {job.status}: only failed jobs can be retried")
         request_id = job.request_id

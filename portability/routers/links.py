@@ -17,10 +17,10 @@ from fastapi import APIRouter, Depends, Request
 
 from .. import audit
 from ..auth import Staff, require
-from ..errors import Conflict, NotFound
+from ..errors import Conflict
 from ..models import DownloadLink, Job, utcnow
 from ..schemas import LinkCreate, LinkInfo, LinkOut
-from .deps import db as get_db
+from .deps import db as get_db, get_or_404
 
 router = APIRouter(tags=["links"])
 PURPOSE = "portability-bundle"
@@ -56,9 +56,7 @@ def create_link(job_id: int, body: LinkCreate, request: Request, staff: Staff = 
                 db=Depends(get_db)) -> LinkOut:
     settings = request.app.state.settings
     with db.session() as s:
-        job = s.get(Job, job_id)
-        if job is None:
-            raise NotFound(f"no job {job_id}")
+        job = get_or_404(s, Job, job_id, "job")
         if job.status != "done" or not job.result_path or not Path(job.result_path).exists():
             raise Conflict(f"job {job_id} has no finished bundle (status {job.status})")
         request_id, path = job.request_id, Path(job.result_path)
@@ -94,9 +92,7 @@ def list_links(job_id: int, staff: Staff = Depends(require("staff")), db=Depends
 @router.post("/links/{link_id}/revoke", response_model=LinkInfo)
 def revoke(link_id: int, staff: Staff = Depends(require("staff")), db=Depends(get_db)) -> LinkInfo:
     with db.session() as s:
-        link = s.get(DownloadLink, link_id)
-        if link is None:
-            raise NotFound(f"no link {link_id}")
+        link = get_or_404(s, DownloadLink, link_id, "link")
         if link.revoked_at is None:
             link.revoked_at, link.revoked_by = utcnow(), staff.name
         request_id = s.get(Job, link.job_id).request_id

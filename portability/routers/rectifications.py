@@ -12,7 +12,7 @@ from .. import audit, rights
 from ..auth import Staff, patient_token_hash, require, same_patient_or_403, staff_or_patient
 from ..errors import Conflict, NotFound
 from ..models import Erasure, PatientToken, RecipientNotice, Rectification, RightsJob, aware, utcnow
-from .deps import db as get_db
+from .deps import db as get_db, get_or_404
 
 router = APIRouter(prefix="/api", tags=["rights"])
 
@@ -191,18 +191,11 @@ def list_rectifications(request: Request, status: str | None = None, who: Staff 
         return [_out(s, r) for r in s.scalars(q)]
 
 
-def _load_rect(s, rect_id: int) -> Rectification:
-    r = s.get(Rectification, rect_id)
-    if r is None:
-        raise NotFound(f"no rectification {rect_id}")
-    return r
-
-
 @router.get("/rectifications/{rect_id}", response_model=RectificationOut)
 def get_rectification(rect_id: int, request: Request, who: Staff = Depends(staff_or_patient("staff")),
                       db=Depends(get_db)) -> RectificationOut:
     with db.session() as s:
-        r = _load_rect(s, rect_id)
+        r = get_or_404(s, Rectification, rect_id, "rectification")
         same_patient_or_403(request, who, r.patient_id, r.issuer)
         return _out(s, r)
 
@@ -212,7 +205,7 @@ def decide_rectification(rect_id: int, body: Decision, request: Request, staff: 
                          db=Depends(get_db)) -> RectificationOut:
     """A reviewer approves (the change is applied by a job) or rejects, with a reason."""
     with db.session() as s:
-        r = _load_rect(s, rect_id)
+        r = get_or_404(s, Rectification, rect_id, "rectification")
         if r.status != "requested":
             raise Conflict(f"rectification {rect_id} is {r.status}: already decided")
         if r.requested_by == staff.name:
@@ -236,7 +229,7 @@ def retry_rectification(rect_id: int, request: Request, staff: Staff = Depends(r
                         db=Depends(get_db)) -> RectificationOut:
     """Try a failed apply again (after the fault was fixed)."""
     with db.session() as s:
-        r = _load_rect(s, rect_id)
+        r = get_or_404(s, Rectification, rect_id, "rectification")
         if r.status != "failed":
             raise Conflict(f"rectification {rect_id} is {r.status}: only failed ones are retried")
         rights.take_lock(s, r.patient_id, r.issuer, f"rectification #{rect_id}")
@@ -296,9 +289,7 @@ def list_erasures(request: Request, who: Staff = Depends(staff_or_patient("staff
 def get_erasure(erasure_id: int, request: Request, who: Staff = Depends(staff_or_patient("staff")),
                 db=Depends(get_db)) -> ErasureOut:
     with db.session() as s:
-        e = s.get(Erasure, erasure_id)
-        if e is None:
-            raise NotFound(f"no erasure {erasure_id}")
+        e = get_or_404(s, Erasure, erasure_id, "erasure")
         same_patient_or_403(request, who, e.patient_id, e.issuer)
         return _eout(s, e)
 
@@ -310,9 +301,7 @@ def decide_erasure(erasure_id: int, body: ErasureDecision, request: Request, sta
     if not body.grant and body.retention_ground not in rights.RETENTION_GROUNDS:
         raise rights.InvalidValue(f"a refusal names its retention ground: one of {', '.join(rights.RETENTION_GROUNDS)}")
     with db.session() as s:
-        e = s.get(Erasure, erasure_id)
-        if e is None:
-            raise NotFound(f"no erasure {erasure_id}")
+        e = get_or_404(s, Erasure, erasure_id, "erasure")
         if e.status != "requested":
             raise Conflict(f"erasure {erasure_id} is {e.status}: already decided")
         e.decided_by, e.decided_at, e.decision_reason = staff.name, utcnow(), body.reason

@@ -1,17 +1,17 @@
 """Access/portability requests: create, verify identity, status, due list, start a bundle."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import func, or_, select
 
 from .. import audit, jobs
 from ..auth import Staff, require
-from ..errors import Conflict, NotFound
+from ..errors import Conflict
 from ..models import PortabilityRequest, aware, one_month_after, utcnow
 from ..schemas import IdentityVerification, JobOut, RequestCreate, RequestOut
-from .deps import db as get_db
+from .deps import db as get_db, get_or_404
 
 router = APIRouter(prefix="/requests", tags=["requests"])
 OPEN = ("received", "identity_verified", "in_progress", "ready", "failed")
@@ -22,13 +22,6 @@ def out(req: PortabilityRequest) -> RequestOut:
     o.received_at, o.due_at = aware(req.received_at), aware(req.due_at)
     o.overdue = req.status in OPEN and aware(req.due_at) < utcnow()
     return o
-
-
-def load(s, request_id: int) -> PortabilityRequest:
-    req = s.get(PortabilityRequest, request_id)
-    if req is None:
-        raise NotFound(f"no request {request_id}")
-    return req
 
 
 @router.post("", status_code=201, response_model=RequestOut)
@@ -79,14 +72,14 @@ def due(within_days: int = Query(7, ge=0, le=31), staff: Staff = Depends(require
 @router.get("/{request_id}", response_model=RequestOut)
 def get(request_id: int, staff: Staff = Depends(require("staff")), db=Depends(get_db)) -> RequestOut:
     with db.session() as s:
-        return out(load(s, request_id))
+        return out(get_or_404(s, PortabilityRequest, request_id, "request"))
 
 
 @router.post("/{request_id}/identity", response_model=RequestOut)
 def verify_identity(request_id: int, body: IdentityVerification, staff: Staff = Depends(require("staff")),
                     db=Depends(get_db)) -> RequestOut:
     with db.session() as s:
-        req = load(s, request_id)
+        req = get_or_404(s, PortabilityRequest, request_id, "request")
         if req.status not in ("received", "identity_verified"):
             raise Conflict(f"request {request_id} is {req.status}: identity can no longer be changed")
         req.identity_method, req.identity_notes = body.method, body.notes
@@ -103,7 +96,7 @@ def start_bundle(request_id: int, request: Request, staff: Staff = Depends(requi
     from ..models import Job
 
     with db.session() as s:
-        req = load(s, request_id)
+        req = get_or_404(s, PortabilityRequest, request_id, "request")
         if req.identity_method is None:
             raise Conflict("verify and record the requester's identity first")
         busy = s.scalar(select(func.count()).select_from(Job).where(
