@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import time
-import uuid
 import zipfile
 from datetime import datetime, timedelta, timezone
 
@@ -20,29 +19,13 @@ from orthanc_server import make_ct_study
 from portability.app import create_app
 from portability.models import DownloadLink, one_month_after
 from portability.settings import Settings
-
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
+from pg import throwaway_database
 
 @pytest.fixture(scope="session")
 def postgres_url():
     """A throw-away PostgreSQL database for this session (dropped afterwards)."""
-    import sqlalchemy as sa
-
-    name = f"portability_test_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as e:  # noqa: BLE001
-        print(f"\nPostgreSQL unreachable on 127.0.0.1:5432, PostgreSQL variants skipped: {e}")
-        pytest.skip(f"PostgreSQL unreachable on 127.0.0.1:5432: {e}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("portability_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 
 import pytest
 from fastapi.testclient import TestClient
 
 from portability.app import create_app
 from portability.settings import Settings
+from pg import throwaway_database
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ALL_TABLES = ("patient_tokens, erased_pseudonyms, recipient_notices, rights_jobs, erasures, rectifications, "
               "patient_locks, patient_flags, consents, audit_chain_head, portability_audit, portability_links, "
               "portability_jobs, portability_requests, portability_alembic_version")
@@ -39,21 +38,8 @@ def _drop_all(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def rights_pg_url():
-    import sqlalchemy as sa
-
-    name = f"rights_test_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"PostgreSQL unreachable on 127.0.0.1:5432: {e}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("rights_test") as url:
+        yield url
 
 
 def _db_url(request, tmp_path):
