@@ -99,6 +99,7 @@ class Deidentifier:
         self.method_codes = [opts.BASIC_PROFILE_CODE] + [(o.code, o.meaning) for o in profile.options]
         self.clean_pixels = profile.has("clean-pixel-data")
         self.clean_structured = profile.has("clean-structured-content")
+        self.clean_graphics = profile.has("clean-graphics")
         self.deface = profile.has("clean-recognizable-visual-features")
         self.ocr_modalities = pixels.DEFAULT_OCR_MODALITIES
         #: Where before/after PNGs of pixel-cleaned instances go (None: not written).
@@ -115,7 +116,7 @@ class Deidentifier:
         """
         if SOP_INSTANCE_UID not in ds or not str(ds[SOP_INSTANCE_UID].value or "").strip():
             raise DeidentificationError("no SOP Instance UID (0008,0018)")
-        dropped = report_policy(ds, self.clean_structured, self.clean_pixels)
+        dropped = report_policy(ds, self.clean_structured, self.clean_pixels, self.clean_graphics)
         if dropped:
             raise InstanceDropped(dropped)
         if self.deface and not defaced and is_head_volume(ds):

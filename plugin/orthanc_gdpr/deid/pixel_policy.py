@@ -1,10 +1,11 @@
 """How a profile's pixel options meet the pixel package (:mod:`orthanc_gdpr.pixels`).
 
 * Report-bearing objects (SR, KO and PR with text, encapsulated documents, document-like
-  captures) are dropped by default. With Clean Structured Content, structured ones are kept and
-  their content tree is cleaned by the table's rules; document-like captures are kept only when
-  Clean Pixel Data also masks their text; encapsulated PDF/CDA documents are always dropped
-  (nothing here can clean them).
+  captures) are dropped by default. With Clean Structured Content, SR and KO are kept and their
+  content tree is cleaned by the table's rules; with Clean Graphics, a presentation state is kept
+  and its graphic annotations are cleaned; document-like captures are kept only when Clean
+  Structured Content and Clean Pixel Data both apply; encapsulated PDF/CDA documents are always
+  dropped (nothing here can clean them).
 * Clean Recognizable Visual Features works on whole head CT/MR volumes, so it runs before the
   per-instance engine (:func:`deface_series`); an instance of a head volume that did not go
   through it is held back.
@@ -25,13 +26,14 @@ HEAD_WORDS = ("HEAD", "BRAIN", "SKULL", "FACE", "NEURO", "CRANI", "ORBIT", "SINU
 MIN_VOLUME_SLICES = 10
 
 
-def report_policy(ds: Dataset, clean_structured: bool, clean_pixels: bool) -> str | None:
+def report_policy(ds: Dataset, clean_structured: bool, clean_pixels: bool, clean_graphics: bool) -> str | None:
     """Why ``ds`` must be dropped under these options, or None to keep it."""
     reason = is_report_bearing(ds)
     if reason is None:
         return None
-    structured = reason.startswith(("structured report", "key object", "presentation state"))
-    if structured and clean_structured:
+    if reason.startswith(("structured report", "key object")) and clean_structured:
+        return None
+    if reason.startswith("presentation state") and clean_graphics:
         return None
     if reason.startswith("document-like") and clean_structured and clean_pixels:
         return None
