@@ -11,3 +11,7 @@ def run(settings: Settings | None = None) -> None:
 
     settings = settings or Settings.from_env()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+if __name__ == "__main__":  # ``python -m portability.server``: what ``orthanc-gdpr serve`` starts
+    run()

@@ -1,5 +1,7 @@
 """``orthanc-gdpr serve`` as a real subprocess: production defaults on loopback, a generated
-password shown once, supervision (kill -9 Orthanc -> restarted, audited), clean shutdown.
+password shown once, supervision (kill -9 Orthanc -> restarted, audited), clean shutdown; the
+portability service beside Orthanc (generated DPO password, the plugin's consent token, its own
+supervision and audit, stopped with serve).
 
 ``ServeProcess`` is also used by tests/test_hostile.py.
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from orthanc_server import REPO, free_port
+from orthanc_server import REPO, free_port, make_ct_study
 
 sys.path.insert(0, str(REPO / "plugin"))
 
@@ -43,6 +45,14 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def command_line(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
 def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -56,8 +66,9 @@ class ServeProcess:
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None):
         self.data_dir = data_dir
-        self.http_port, self.dicom_port = free_port(), free_port()
+        self.http_port, self.dicom_port, self.service_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
+        self.service_url = f"http://127.0.0.1:{self.service_port}"
         self.env = {k: v for k, v in os.environ.items() if k != "ORTHANC_GDPR_ADMIN_PASSWORD"}
         self.env.update(env or {})
         self.env["PYTHONPATH"] = str(REPO / "plugin")
@@ -69,7 +80,7 @@ class ServeProcess:
         self.offset = self.stdout_path.stat().st_size
         self.proc = subprocess.Popen(
             [*CLI, "serve", "--data-dir", str(self.data_dir), "--orthanc-http-port", str(self.http_port),
-             "--orthanc-dicom-port", str(self.dicom_port)],
+             "--orthanc-dicom-port", str(self.dicom_port), "--service-port", str(self.service_port)],
             env=self.env, stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
         self.wait_available(timeout)
         return self
@@ -88,10 +99,35 @@ class ServeProcess:
     def auth(self) -> tuple[str, str]:
         return ("admin", self.env.get("ORTHANC_GDPR_ADMIN_PASSWORD") or self.password)
 
-    def orthanc_pid(self) -> int | None:
+    @property
+    def dpo_auth(self) -> tuple[str, str]:
+        return ("dpo", (self.data_dir / "dpo-password").read_text().strip())
+
+    def _child(self, is_it) -> int | None:
         assert self.proc is not None
-        kids = [p for p in children(self.proc.pid) if alive(p)]
+        kids = [p for p in children(self.proc.pid) if alive(p) and is_it(command_line(p))]
         return kids[0] if kids else None
+
+    def orthanc_pid(self) -> int | None:
+        return self._child(lambda argv: bool(argv) and Path(argv[0]).name == "Orthanc")
+
+    def service_pid(self) -> int | None:
+        return self._child(lambda argv: "portability.server" in argv)
+
+    def wait_service(self, timeout: float = 30.0) -> float:
+        """Seconds until the service's GET /health answers 200."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            assert self.proc is not None and self.proc.poll() is None, f"serve exited:\n{self.output}"
+            try:
+                if requests.get(self.service_url + "/health", timeout=2).status_code == 200:
+                    return time.monotonic() - start
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        log = self.data_dir / "service.log"
+        raise AssertionError(f"service not available within {timeout} s:\n{self.output}\n"
+                             f"{log.read_text()[-3000:] if log.exists() else ''}")
 
     def wait_available(self, timeout: float = 40.0) -> float:
         """Seconds until GET /system answers 200 with the admin credentials."""
@@ -115,7 +151,7 @@ class ServeProcess:
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.proc is None:
             return None
-        orthanc = self.orthanc_pid()
+        orthanc, service = self.orthanc_pid(), self.service_pid()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -123,12 +159,12 @@ class ServeProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait()
-        if orthanc:  # never leave an Orthanc behind, even when the test failed
+        for pid in filter(None, (orthanc, service)):  # never leave one behind, even when the test failed
             deadline = time.monotonic() + 10
-            while alive(orthanc) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if alive(orthanc):
-                os.kill(orthanc, signal.SIGKILL)
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
         self.proc = None
         self.out.close()
         return code
@@ -159,6 +195,9 @@ def test_serve_config_is_the_production_template_on_loopback(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o600
     runtime = {"HttpPort", "DicomPort", "StorageDirectory", "IndexDirectory", "RegisteredUsers",
                "Plugins", "PythonScript", "Gdpr"}
+    # the plugin's consent gate asks the service beside Orthanc, with the generated token
+    assert written["Gdpr"]["ConsentServiceUrl"] == "http://127.0.0.1:8000"
+    assert written["Gdpr"]["ConsentServiceTokenFile"] == str(data.resolve() / "service-token")
     for key, value in production.items():
         if key not in runtime:
             assert written[key] == overrides.get(key, value), key
@@ -221,3 +260,68 @@ def test_second_start_does_not_show_the_password_and_env_password_wins(tmp_path)
         assert "from-env-" not in third.output
     finally:
         third.stop()
+
+
+def test_serve_runs_the_portability_service_beside_orthanc(served: ServeProcess):
+    """The service answers on loopback with a generated DPO password, reaches the local Orthanc as
+    admin (a bundle of a stored study gets built), accepts the plugin's token on the consent
+    route, is restarted and audited after kill -9, and stops with serve."""
+    served.wait_service()
+    out, data = served.output, served.data_dir
+    assert f"{served.service_url}/" in out and "/docs" in out
+    dpo = served.dpo_auth[1]
+    assert dpo in out and len(dpo) >= 20
+    for name in ("dpo-password", "service-token"):
+        assert (data / name).stat().st_mode & 0o777 == 0o600, name
+    assert (data / "service").stat().st_mode & 0o777 == 0o700
+    assert (data / "service" / "portability.sqlite").exists()  # its SQLite database in the data dir
+    gdpr = json.loads((data / "orthanc.json").read_text())["Gdpr"]
+    assert gdpr["ConsentServiceUrl"] == served.service_url
+    token = (data / "service-token").read_text().strip()
+    assert token not in out  # the plugin's token is never printed
+
+    # bound to loopback only; staff auth on every route but /health
+    pid = served.service_pid()
+    assert pid is not None
+    assert requests.get(served.service_url + "/health", timeout=5).json() == {"status": "ok"}
+    assert requests.get(served.service_url + "/requests", timeout=5).status_code == 401
+    assert requests.get(served.service_url + "/requests", auth=("dpo", "wrong"), timeout=5).status_code == 401
+    assert requests.get(served.service_url + "/requests", auth=served.dpo_auth, timeout=5).status_code == 200
+    # the plugin's consent gate: its token (role staff) gets an answer from the registry
+    r = requests.get(served.service_url + "/api/consents/standing", timeout=5,
+                     headers={"Authorization": f"Bearer {token}"},
+                     params={"patient_id": "SERVE-1", "purpose": "research"})
+    assert r.status_code == 200 and r.json() == {"consent": False, "restricted": False, "objected": False}
+
+    # the service reaches the local Orthanc as admin (password from the owner-only file)
+    for dicom in make_ct_study(2, patient_id="SERVE-1", series=1):
+        assert requests.post(served.url + "/instances", data=dicom, auth=served.auth, timeout=10).ok
+    req = requests.post(served.service_url + "/requests", json={"patient_id": "SERVE-1"},
+                        auth=served.dpo_auth, timeout=10).json()
+    assert requests.post(f"{served.service_url}/requests/{req['id']}/identity", json={"method": "known-to-staff"},
+                         auth=served.dpo_auth, timeout=10).ok
+    job = requests.post(f"{served.service_url}/requests/{req['id']}/bundle", auth=served.dpo_auth, timeout=10).json()
+    deadline = time.monotonic() + 30
+    while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job = requests.get(f"{served.service_url}/jobs/{job['id']}", auth=served.dpo_auth, timeout=10).json()
+    assert job["status"] == "done" and job["done"] == 2, job
+
+    # kill -9 the service: restarted within seconds, audited in the service's store; Orthanc untouched
+    orthanc = served.orthanc_pid()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while served.service_pid() in (None, pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert served.wait_service(timeout=20) < 15
+    assert served.service_pid() not in (None, pid) and served.orthanc_pid() == orthanc
+    died = requests.get(served.service_url + "/api/audit/records", params={"event": "security.service-died"},
+                        auth=served.dpo_auth, timeout=10).json()
+    assert len(died) == 1 and died[0]["pid"] == pid and died[0]["cause"] == "signal SIGKILL", died
+    assert requests.get(served.service_url + "/api/audit/verify", auth=served.dpo_auth, timeout=10).json()["intact"]
+    assert "portability service" in served.output and "died (signal SIGKILL)" in served.output
+
+    # SIGTERM: serve exits 0, neither Orthanc nor the service is left
+    service = served.service_pid()
+    assert served.stop() == 0
+    assert not alive(orthanc) and not alive(service)

@@ -1,9 +1,13 @@
-"""``orthanc-gdpr serve``: a native Orthanc with the plugin, on embedded defaults, supervised.
+"""``orthanc-gdpr serve``: a native Orthanc with the plugin, and the portability service beside
+it, on embedded defaults, supervised.
 
 The data directory holds everything that persists: Orthanc's storage, the plugin's state (queue,
-audit log), the pseudonymisation key and the generated admin password. Orthanc is restarted
-within seconds when it dies, and each such death is an audit record (a security incident: a
-crafted file can crash Orthanc 1.10).
+audit log), the pseudonymisation key, the generated admin password, and the portability
+service's data (``service/``: SQLite database, bundles) with its generated DPO password and the
+token the plugin's consent gate uses to ask it. Orthanc and the service are restarted within
+seconds when they die, and each such death is an audit record (a security incident: a crafted
+file can crash Orthanc 1.10): Orthanc's in the plugin's audit log, the service's in the
+service's audit store (the one chain that also imports the plugin's log).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +35,8 @@ ENTRY_SCRIPT = REPO / "plugin" / "orthanc_gdpr_plugin.py"
 PYTHON_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 PASSWORD_ENV = "ORTHANC_GDPR_ADMIN_PASSWORD"
 ADMIN = "admin"
+DPO = "dpo"  #: the service's generated staff user (role dpo: every route)
+SERVICE_ENV = "ORTHANC_GDPR_SERVICE_"
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,16 @@ class ServeOptions:
     dicom_port: int = 4242
     routing_rules: Path | None = None
     orthanc_binary: str = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+    service_port: int | None = 8000  #: the portability service's port; None: no service
+    python: str = sys.executable  #: the interpreter that runs the service (the venv's)
+
+    @property
+    def service_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.service_port}" if self.service_port else None
+
+    @property
+    def service_dir(self) -> Path:
+        return self.data_dir.resolve() / "service"
 
 
 def _secret_file(path: Path, make: callable) -> tuple[str, bool]:
@@ -58,6 +75,49 @@ def admin_password(data_dir: Path) -> tuple[str, bool]:
     if env:
         return env, False
     return _secret_file(data_dir / "admin-password", lambda: secrets.token_urlsafe(18))
+
+
+def dpo_password(data_dir: Path) -> tuple[str, bool]:
+    """The service's DPO password: generated once, stored owner-only in the data directory."""
+    return _secret_file(data_dir / "dpo-password", lambda: secrets.token_urlsafe(18))
+
+
+def service_token(data_dir: Path) -> str:
+    """The bearer token (role staff) with which the plugin's consent gate asks the service."""
+    return _secret_file(data_dir / "service-token", lambda: secrets.token_urlsafe(32))[0]
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def service_env(opts: ServeOptions, password: str, dpo: str, token: str,
+                environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The service's environment: the local Orthanc as admin (password from an owner-only file),
+    SQLite and bundles in ``<data>/service``, the plugin's audit log and key, the DPO user and the
+    plugin's token. Other ``ORTHANC_GDPR_SERVICE_*`` variables of the caller (e.g. a PostgreSQL
+    ``DATABASE_URL``) are passed on."""
+    data = opts.data_dir.resolve()
+    opts.service_dir.mkdir(mode=0o700, exist_ok=True)
+    password_file = data / "admin-password"
+    if not password_file.exists() or password_file.read_text().strip() != password:
+        password_file = opts.service_dir / "orthanc-password"  # the password came from the environment
+        _write_private(password_file, password + "\n")
+    env = {k: v for k, v in (os.environ if environ is None else environ).items() if k != PASSWORD_ENV}
+    for name in ("ORTHANC_PASSWORD",):  # never an inherited inline password: the file wins
+        env.pop(SERVICE_ENV + name, None)
+    env.update({SERVICE_ENV + k: v for k, v in {
+        "ORTHANC_URL": f"http://127.0.0.1:{opts.http_port}", "ORTHANC_USERNAME": ADMIN,
+        "ORTHANC_PASSWORD_FILE": str(password_file), "DATA_DIR": str(opts.service_dir),
+        "STAFF_USERS": f"{DPO}:{dpo}:dpo", "STAFF_TOKENS": f"{token}:staff",
+        "PLUGIN_AUDIT_LOG": str(data / "gdpr-state" / "audit.jsonl"), "PLUGIN_KEY_FILE": str(data / "gdpr.key"),
+        "HOST": "127.0.0.1", "PORT": str(opts.service_port)}.items()})
+    paths = [str(REPO), str(REPO / "plugin")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
 
 
 def base_config() -> dict:
@@ -80,6 +140,9 @@ def write_config(opts: ServeOptions, password: str) -> Path:
             "DownloadProfiles": ["basic", "research", "teaching", "clinical-trial"]}
     if opts.routing_rules:
         gdpr["RoutingRules"] = str(opts.routing_rules.resolve())
+    if opts.service_url:  # the consent gate asks the service beside Orthanc
+        gdpr["ConsentServiceUrl"] = opts.service_url
+        gdpr["ConsentServiceTokenFile"] = str(data / "service-token")
     config.update({
         "HttpPort": opts.http_port, "DicomPort": opts.dicom_port,
         "StorageDirectory": str(data / "storage"), "IndexDirectory": str(data / "storage"),
@@ -107,80 +170,147 @@ def _die_with_supervisor() -> None:  # in the child, between fork and exec
         _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+class Child:
+    """One supervised process: how to start it, where its output goes, how its death is audited."""
+
+    def __init__(self, name: str, argv: list[str], log: Path, cwd: Path,
+                 on_death: Callable[["Child", int, int, float, float], None],
+                 env: dict[str, str] | None = None):
+        self.name, self.argv, self.cwd, self.env, self.on_death = name, argv, cwd, env, on_death
+        self.log = open(log, "ab")
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.restarts = 0
+        self.delay = 0.0
+        self.due: float | None = None  #: monotonic time of the next start after a death
+
+    def start(self) -> None:
+        self.started_at, self.due = time.monotonic(), None
+        self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.log,
+                                        stderr=subprocess.STDOUT, cwd=self.cwd, env=self.env,
+                                        preexec_fn=_die_with_supervisor)
+
+    def terminate(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+
+
+def _cause(code: int) -> str:
+    return f"signal {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() \
+        else f"exit code {code}"
+
+
 class Supervisor:
-    """Runs Orthanc, restarts it when it dies (audited), stops it on SIGTERM or Ctrl-C.
+    """Runs Orthanc (and the portability service beside it), restarts each when it dies (audited),
+    stops both on SIGTERM or Ctrl-C.
 
     A death within ``quick_death`` seconds of a start doubles the delay before the next start
-    (up to ``max_delay``), so a configuration error does not spin; otherwise Orthanc is back
+    (up to ``max_delay``), so a configuration error does not spin; otherwise the process is back
     after ``restart_delay`` seconds.
     """
 
     def __init__(self, opts: ServeOptions, config: Path, restart_delay: float = 0.5,
-                 max_delay: float = 30.0, quick_death: float = 5.0, stop_timeout: float = 30.0):
+                 max_delay: float = 30.0, quick_death: float = 5.0, stop_timeout: float = 30.0,
+                 service_env: dict[str, str] | None = None):
         self.opts, self.config = opts, config
         self.restart_delay, self.max_delay, self.quick_death = restart_delay, max_delay, quick_death
         self.stop_timeout = stop_timeout
-        self.process: subprocess.Popen | None = None
-        self.started_at = 0.0
         self.stopping = False
-        self.restarts = 0
-        self.log = open(opts.data_dir / "orthanc.log", "ab")
+        self.orthanc = Child("Orthanc", [opts.orthanc_binary, str(config)], opts.data_dir / "orthanc.log",
+                             opts.data_dir, self._audit_orthanc)
+        self.children = [self.orthanc]
+        self.service: Child | None = None
+        if service_env is not None:
+            self.service = Child("portability service", [opts.python, "-m", "portability.server"],
+                                 opts.data_dir / "service.log", opts.service_dir, self._audit_service,
+                                 env=service_env)
+            self.children.append(self.service)
 
-    def _start(self) -> None:
-        self.started_at = time.monotonic()
-        self.process = subprocess.Popen([self.opts.orthanc_binary, str(self.config)],
-                                        stdin=subprocess.DEVNULL, stdout=self.log,
-                                        stderr=subprocess.STDOUT, cwd=self.opts.data_dir,
-                                        preexec_fn=_die_with_supervisor)
+    @property
+    def process(self) -> subprocess.Popen | None:  # Orthanc's (kept for callers of the old API)
+        return self.orthanc.process
+
+    @property
+    def restarts(self) -> int:
+        return self.orthanc.restarts
 
     def stop(self, *_: object) -> None:
         self.stopping = True
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
+        for child in self.children:
+            child.terminate()
 
-    def _audit(self, code: int, pid: int, uptime: float, delay: float) -> None:
-        cause = f"signal {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() \
-            else f"exit code {code}"
-        audit = AuditLog(self.opts.data_dir / "gdpr-state" / "audit.jsonl")
-        audit.append("security.orthanc-died", severity="incident", exit_code=code, cause=cause,
-                     pid=pid, uptime_seconds=round(uptime, 1), restart=self.restarts + 1,
+    def _audit_orthanc(self, child: Child, code: int, pid: int, uptime: float, delay: float) -> None:
+        audit = AuditLog(self.opts.data_dir / "gdpr-state" / "audit.jsonl")  # Orthanc is down: no other writer
+        audit.append("security.orthanc-died", severity="incident", exit_code=code, cause=_cause(code),
+                     pid=pid, uptime_seconds=round(uptime, 1), restart=child.restarts + 1,
                      restart_delay_seconds=delay, action="restarted by orthanc-gdpr serve")
-        print(f"orthanc-gdpr: Orthanc (pid {pid}) died ({cause}) after {uptime:.1f} s; "
-              f"restarting in {delay:g} s", file=sys.stderr, flush=True)
+
+    def _audit_service(self, child: Child, code: int, pid: int, uptime: float, delay: float) -> None:
+        # Into the service's own store, not the plugin's log: Orthanc is running and appending to
+        # that file; the store serialises appends (it is where the plugin's records end up too).
+        from portability import chain
+        from portability.db import Database
+        from portability.settings import Settings
+
+        db = Database(Settings.from_env(child.env).database_url)
+        try:
+            db.migrate()
+            chain.append(db, "security.service-died", actor="orthanc-gdpr serve", severity="incident",
+                         exit_code=code, cause=_cause(code), pid=pid, uptime_seconds=round(uptime, 1),
+                         restart=child.restarts + 1, restart_delay_seconds=delay,
+                         action="restarted by orthanc-gdpr serve")
+        finally:
+            db.dispose()
+
+    def _died(self, child: Child, code: int) -> None:
+        assert child.process is not None
+        uptime = time.monotonic() - child.started_at
+        child.delay = (min(child.delay * 2, self.max_delay)
+                       if uptime < self.quick_death else self.restart_delay)
+        print(f"orthanc-gdpr: {child.name} (pid {child.process.pid}) died ({_cause(code)}) after "
+              f"{uptime:.1f} s; restarting in {child.delay:g} s", file=sys.stderr, flush=True)
+        try:
+            child.on_death(child, code, child.process.pid, uptime, child.delay)
+        except Exception as e:  # noqa: BLE001 - the restart matters more than the record
+            print(f"orthanc-gdpr: could not audit the death of {child.name}: {e}", file=sys.stderr, flush=True)
+        child.due = time.monotonic() + child.delay
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        delay = self.restart_delay
-        self._start()
-        while True:
-            assert self.process is not None
-            try:
-                code = self.process.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                continue
-            if self.stopping:
-                return 0
-            uptime = time.monotonic() - self.started_at
-            delay = min(delay * 2, self.max_delay) if uptime < self.quick_death else self.restart_delay
-            self._audit(code, self.process.pid, uptime, delay)
-            deadline = time.monotonic() + delay
-            while time.monotonic() < deadline and not self.stopping:
-                time.sleep(0.05)
-            if self.stopping:
-                return 0
-            self.restarts += 1
-            self._start()
+        for child in self.children:
+            child.delay = self.restart_delay
+            child.start()
+        while not self.stopping:
+            time.sleep(0.1)
+            for child in self.children:
+                if self.stopping:
+                    break
+                if child.due is not None:
+                    if time.monotonic() >= child.due:
+                        child.restarts += 1
+                        child.start()
+                    continue
+                assert child.process is not None
+                code = child.process.poll()
+                if code is not None and not self.stopping:
+                    self._died(child, code)
+        return 0
 
     def shutdown(self) -> None:
-        """After run(): make sure Orthanc is gone (SIGKILL after ``stop_timeout``)."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
+        """After run(): make sure every child is gone (SIGKILL after ``stop_timeout``)."""
+        for child in self.children:
+            child.terminate()
+        deadline = time.monotonic() + self.stop_timeout
+        for child in self.children:
+            if child.process is None:
+                continue
             try:
-                self.process.wait(timeout=self.stop_timeout)
+                child.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                child.process.kill()
+                child.process.wait()
+            child.log.close()
 
 
 def serve(opts: ServeOptions) -> int:
@@ -189,16 +319,26 @@ def serve(opts: ServeOptions) -> int:
     if not (opts.data_dir / "gdpr.key").exists():
         create_key_file(opts.data_dir / "gdpr.key")
     password, created = admin_password(opts.data_dir)
+    env = None
+    if opts.service_port:
+        dpo, dpo_created = dpo_password(opts.data_dir)
+        env = service_env(opts, password, dpo, service_token(opts.data_dir))
     config = write_config(opts, password)
     print(f"orthanc-gdpr: data directory {opts.data_dir.resolve()}")
     print(f"orthanc-gdpr: Orthanc REST and web UI  http://127.0.0.1:{opts.http_port}/  (user {ADMIN})")
     print(f"orthanc-gdpr: plugin health            http://127.0.0.1:{opts.http_port}/gdpr/health")
     print(f"orthanc-gdpr: DICOM                    AET ORTHANC_GDPR on port {opts.dicom_port} (declared modalities only)")
+    if opts.service_url:
+        print(f"orthanc-gdpr: portability service      {opts.service_url}/  (user {DPO}, role dpo; API docs "
+              f"{opts.service_url}/docs)")
     if created:
         print(f"orthanc-gdpr: generated admin password (shown once, stored owner-only in "
               f"{opts.data_dir / 'admin-password'}): {password}")
+    if opts.service_port and dpo_created:
+        print(f"orthanc-gdpr: generated service password for {DPO} (shown once, stored owner-only in "
+              f"{opts.data_dir / 'dpo-password'}): {dpo}")
     sys.stdout.flush()
-    supervisor = Supervisor(opts, config)
+    supervisor = Supervisor(opts, config, service_env=env)
     try:
         return supervisor.run()
     finally:
@@ -207,12 +347,16 @@ def serve(opts: ServeOptions) -> int:
 
 def add_command(sub) -> None:
     """Register ``orthanc-gdpr serve`` on the CLI's sub-command parser."""
-    p = sub.add_parser("serve", help="run Orthanc with the plugin on embedded defaults (loopback, auth on)")
+    p = sub.add_parser("serve", help="run Orthanc with the plugin, and the portability service beside it, "
+                                     "on embedded defaults (loopback, auth on)")
     p.add_argument("--data-dir", default="./orthanc-gdpr-data", type=Path,
-                   help="storage, key, state and generated password (default: ./orthanc-gdpr-data)")
+                   help="storage, key, state, service data and generated passwords (default: ./orthanc-gdpr-data)")
     p.add_argument("--orthanc-http-port", type=int, default=8042)
     p.add_argument("--orthanc-dicom-port", type=int, default=4242)
+    p.add_argument("--service-port", type=int, default=8000,
+                   help="the portability service's port on 127.0.0.1 (default: 8000)")
+    p.add_argument("--no-service", action="store_true", help="run Orthanc only, without the portability service")
     p.add_argument("--routing-rules", type=Path, help="routing rules JSON (default: none, downloads only)")
     p.set_defaults(func=lambda args: serve(ServeOptions(
         data_dir=args.data_dir, http_port=args.orthanc_http_port, dicom_port=args.orthanc_dicom_port,
-        routing_rules=args.routing_rules)))
+        routing_rules=args.routing_rules, service_port=None if args.no_service else args.service_port)))

@@ -1,4 +1,5 @@
-"""A persistent routing queue in SQLite: an Orthanc restart loses nothing.
+"""A persistent routing queue in SQLite: an Orthanc restart loses nothing. Or, for several
+Orthanc replicas, one shared queue in PostgreSQL (:class:`PostgresJobQueue`, :func:`open_queue`).
 
 A job is one resource (study or series) to deliver under one rule. Delivered instances are
 recorded per destination, so a retried or re-queued job never sends an instance twice.
@@ -7,9 +8,12 @@ recorded per destination, so a retried or re-queued job never sends an instance 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +75,16 @@ def _job(row: sqlite3.Row) -> Job:
 
 
 class JobQueue:
-    """Thread-safe; one SQLite file in the plugin's state directory."""
+    """Thread-safe; one SQLite file in the plugin's state directory.
+
+    With ``$ORTHANC_GDPR_QUEUE_DATABASE_URL`` set, ``JobQueue(path)`` gives the shared
+    :class:`PostgresJobQueue` instead (see :func:`open_queue`).
+    """
+
+    def __new__(cls, path: str | Path = "", *args, **kwargs):
+        if cls is JobQueue and os.environ.get(QUEUE_URL_ENV):
+            return open_queue(path)  # not a JobQueue: __init__ is not run on it
+        return super().__new__(cls)
 
     def __init__(self, path: str | Path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -166,3 +179,241 @@ class JobQueue:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+# --------------------------------------------------------------------- shared queue (PostgreSQL)
+
+#: Interim switch until "Gdpr.QueueDatabaseUrl" is parsed by settings.py: when set, the plugin's
+#: queue (``JobQueue(path)``) is the shared PostgreSQL queue at this URL instead of SQLite.
+QUEUE_URL_ENV = "ORTHANC_GDPR_QUEUE_DATABASE_URL"
+#: advisory lock namespace (first key of ``pg_advisory_lock(int, int)``): "GDPR routing jobs"
+LOCK_CLASS = 0x47445052
+
+_PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gdpr_routing_jobs (
+    id BIGSERIAL PRIMARY KEY,
+    rule TEXT NOT NULL,
+    level TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt DOUBLE PRECISION NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}',
+    claimed_by TEXT
+);
+CREATE INDEX IF NOT EXISTS gdpr_routing_jobs_due ON gdpr_routing_jobs (status, next_attempt);
+-- one pending job per (rule, level, resource): replicas queueing the same study collapse into one
+CREATE UNIQUE INDEX IF NOT EXISTS gdpr_routing_jobs_one_pending
+    ON gdpr_routing_jobs (rule, level, resource) WHERE status = 'pending';
+-- and one running: two jobs for the same resource never deliver side by side
+CREATE UNIQUE INDEX IF NOT EXISTS gdpr_routing_jobs_one_running
+    ON gdpr_routing_jobs (rule, level, resource) WHERE status = 'running';
+CREATE TABLE IF NOT EXISTS gdpr_routing_deliveries (
+    destination TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    job BIGINT NOT NULL,
+    delivered DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (destination, profile, instance)
+);
+"""
+_COLUMNS = "id, rule, level, resource, requested_by, status, attempts, next_attempt, created, updated, detail"
+
+
+def _pg_job(row: dict) -> Job:
+    return Job(**{k: row[k] for k in _COLUMNS.split(", ") if k != "detail"}, detail=json.loads(row["detail"]))
+
+
+class PostgresJobQueue:
+    """The same queue on PostgreSQL, shared by several Orthanc replicas (same interface as
+    :class:`JobQueue`).
+
+    Claims use ``FOR UPDATE SKIP LOCKED``; a claim is a lease: the claiming transaction takes a
+    session-level advisory lock on the job, released when the job is finished. A replica that dies
+    loses its connection and with it its locks: the others find its ``running`` jobs unlocked and
+    make them due again (instead of SQLite's "running -> pending at start-up", which would steal
+    the jobs of live replicas). Delivered instances are recorded in one shared table, so a job
+    retried elsewhere never sends an instance twice.
+    """
+
+    def __init__(self, url: str, reclaim_seconds: float = 5.0):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        self._psycopg, self._dict_row = psycopg, dict_row
+        self.url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.reclaim_seconds = reclaim_seconds
+        self._next_reclaim = 0.0
+        self._lock = threading.Lock()
+        self._db = self._connect()
+        with self._lock, self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_CLASS,))  # replicas start together
+            for statement in filter(str.strip, _PG_SCHEMA.split(";")):
+                self._db.execute(statement)
+
+    def _connect(self):
+        return self._psycopg.connect(self.url, autocommit=True, row_factory=self._dict_row)
+
+    def _conn(self):
+        if self._db.closed or self._db.broken:  # PostgreSQL restarted: our leases went with it
+            self._db = self._connect()
+        return self._db
+
+    def _one(self, sql: str, args: tuple = ()) -> Job | None:
+        row = self._conn().execute(sql, args).fetchone()
+        return _pg_job(row) if row else None
+
+    def add(self, rule: str, level: str, resource: str, requested_by: str) -> Job:
+        """Queue a job, unless the same rule already has a pending job for the resource (on any replica)."""
+        now = time.time()
+        with self._lock:
+            for _ in range(10):  # the pending one may get claimed between the two statements
+                job = self._one(
+                    f"INSERT INTO gdpr_routing_jobs (rule, level, resource, requested_by, status, next_attempt,"
+                    f" created, updated) VALUES (%s, %s, %s, %s, 'pending', %s, %s, %s)"
+                    f" ON CONFLICT (rule, level, resource) WHERE status = 'pending' DO NOTHING RETURNING {_COLUMNS}",
+                    (rule, level, resource, requested_by, now, now, now))
+                job = job or self._one(f"SELECT {_COLUMNS} FROM gdpr_routing_jobs WHERE rule=%s AND level=%s"
+                                       f" AND resource=%s AND status='pending'", (rule, level, resource))
+                if job:
+                    return job
+            raise RuntimeError(f"could not queue {level}/{resource} under rule {rule!r}")
+
+    def reclaim(self) -> list[int]:
+        """Make due again the running jobs of replicas that are gone (their lease lock is free)."""
+        with self._lock:
+            return self._reclaim()
+
+    def _reclaim(self) -> list[int]:
+        conn, ids = self._conn(), []
+        with conn.transaction():
+            rows = conn.execute("SELECT id FROM gdpr_routing_jobs WHERE status='running' AND claimed_by <> %s"
+                                " FOR UPDATE SKIP LOCKED", (self.owner,)).fetchall()
+            for row in rows:
+                if conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s) AS free",
+                                (LOCK_CLASS, row["id"])).fetchone()["free"]:
+                    try:
+                        with conn.transaction():  # a pending twin may exist: then this one is dropped
+                            conn.execute("UPDATE gdpr_routing_jobs SET status='pending', claimed_by=NULL,"
+                                         " updated=%s WHERE id=%s", (time.time(), row["id"]))
+                    except self._psycopg.errors.UniqueViolation:
+                        conn.execute("UPDATE gdpr_routing_jobs SET status='cancelled', claimed_by=NULL, updated=%s,"
+                                     " detail=%s WHERE id=%s", (time.time(), json.dumps(
+                                         {"error": "its replica died; a pending job for the same resource takes over"}),
+                                         row["id"]))
+                    ids.append(row["id"])
+        return ids
+
+    def claim(self) -> Job | None:
+        """Take the oldest due job no other replica works on, mark it running and hold its lease."""
+        with self._lock:
+            if time.monotonic() >= self._next_reclaim:
+                self._next_reclaim = time.monotonic() + self.reclaim_seconds
+                self._reclaim()
+            conn, now = self._conn(), time.time()
+            try:
+                with conn.transaction():
+                    row = conn.execute(
+                        "SELECT j.id FROM gdpr_routing_jobs j WHERE j.status='pending' AND j.next_attempt<=%s"
+                        " AND NOT EXISTS (SELECT 1 FROM gdpr_routing_jobs r WHERE r.status='running'"
+                        " AND r.rule=j.rule AND r.level=j.level AND r.resource=j.resource)"
+                        " ORDER BY j.next_attempt, j.id LIMIT 1 FOR UPDATE SKIP LOCKED", (now,)).fetchone()
+                    if row is None:
+                        return None
+                    conn.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, row["id"]))
+                    try:
+                        return self._one(f"UPDATE gdpr_routing_jobs SET status='running', attempts=attempts+1,"
+                                         f" updated=%s, claimed_by=%s WHERE id=%s RETURNING {_COLUMNS}",
+                                         (now, self.owner, row["id"]))
+                    except BaseException:
+                        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, row["id"]))
+                        raise
+            except self._psycopg.errors.UniqueViolation:  # another replica started the twin just now
+                return None
+
+    def _unlock(self, job_id: int) -> None:
+        self._conn().execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, job_id))
+
+    def finish(self, job_id: int, status: str, detail: dict, retry_in: float | None = None) -> None:
+        now = time.time()
+        with self._lock:
+            if retry_in is not None:
+                try:
+                    self._conn().execute(
+                        "UPDATE gdpr_routing_jobs SET status='pending', next_attempt=%s, updated=%s, detail=%s,"
+                        " claimed_by=NULL WHERE id=%s AND status='running'",
+                        (now + retry_in, now, json.dumps(detail), job_id))
+                except self._psycopg.errors.UniqueViolation:  # a newer pending twin will do it
+                    self._conn().execute("UPDATE gdpr_routing_jobs SET status='cancelled', updated=%s, detail=%s"
+                                         " WHERE id=%s AND status='running'",
+                                         (now, json.dumps({**detail, "superseded": True}), job_id))
+            else:
+                self._conn().execute("UPDATE gdpr_routing_jobs SET status=%s, updated=%s, detail=%s"
+                                     " WHERE id=%s AND status='running'", (status, now, json.dumps(detail), job_id))
+            self._unlock(job_id)
+
+    def get(self, job_id: int) -> Job | None:
+        with self._lock:
+            return self._one(f"SELECT {_COLUMNS} FROM gdpr_routing_jobs WHERE id=%s", (job_id,))
+
+    def list(self, status: str | None = None, limit: int = 200) -> list[Job]:
+        with self._lock:
+            if status:
+                rows = self._conn().execute(f"SELECT {_COLUMNS} FROM gdpr_routing_jobs WHERE status=%s"
+                                            f" ORDER BY id DESC LIMIT %s", (status, limit))
+            else:
+                rows = self._conn().execute(f"SELECT {_COLUMNS} FROM gdpr_routing_jobs ORDER BY id DESC LIMIT %s",
+                                            (limit,))
+            return [_pg_job(r) for r in rows.fetchall()]
+
+    def retry(self, job_id: int) -> bool:
+        with self._lock:
+            try:
+                cur = self._conn().execute(
+                    "UPDATE gdpr_routing_jobs SET status='pending', attempts=0, next_attempt=%s, updated=%s"
+                    " WHERE id=%s AND status IN ('failed', 'refused', 'cancelled')", (time.time(), time.time(), job_id))
+            except self._psycopg.errors.UniqueViolation:  # already pending under another job
+                return False
+            return cur.rowcount == 1
+
+    def cancel(self, job_id: int) -> bool:
+        with self._lock:
+            cur = self._conn().execute("UPDATE gdpr_routing_jobs SET status='cancelled', updated=%s"
+                                       " WHERE id=%s AND status IN ('pending', 'running')", (time.time(), job_id))
+            return cur.rowcount == 1
+
+    def is_cancelled(self, job_id: int) -> bool:
+        with self._lock:
+            row = self._conn().execute("SELECT status FROM gdpr_routing_jobs WHERE id=%s", (job_id,)).fetchone()
+            return row is not None and row["status"] == "cancelled"
+
+    def is_delivered(self, destination: str, profile: str, instance: str) -> bool:
+        with self._lock:
+            return self._conn().execute(
+                "SELECT 1 FROM gdpr_routing_deliveries WHERE destination=%s AND profile=%s AND instance=%s",
+                (destination, profile, instance)).fetchone() is not None
+
+    def mark_delivered(self, destination: str, profile: str, instance: str, job_id: int) -> None:
+        with self._lock:
+            self._conn().execute("INSERT INTO gdpr_routing_deliveries VALUES (%s, %s, %s, %s, %s)"
+                                 " ON CONFLICT DO NOTHING", (destination, profile, instance, job_id, time.time()))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()  # ends the session: any lease still held is released
+
+
+def open_queue(path: str | Path, database_url: str | None = None) -> "JobQueue | PostgresJobQueue":
+    """The plugin's routing queue: the shared PostgreSQL queue when ``database_url`` (the
+    "Gdpr.QueueDatabaseUrl" setting, else ``$ORTHANC_GDPR_QUEUE_DATABASE_URL``) is set, otherwise
+    the replica's own SQLite file ``path``."""
+    url = database_url or os.environ.get(QUEUE_URL_ENV, "")
+    if url:
+        if not url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError(f"the routing queue database must be PostgreSQL (postgresql://...), not {url.split(':')[0]}")
+        return PostgresJobQueue(url)
+    return JobQueue(path)

@@ -1,0 +1,106 @@
+"""Two Orthanc replicas, one routing queue in PostgreSQL: a study both receive is delivered once.
+
+Each replica runs the plugin with ``$ORTHANC_GDPR_QUEUE_DATABASE_URL`` (interim switch until
+"Gdpr.QueueDatabaseUrl" is parsed by settings.py). Each replica has its own SQLite *index* here
+(Debian's orthanc-postgresql index plugin is not installed in this environment); the Orthanc IDs
+of a study are the same on both, so their stable-study events queue the same (rule, level,
+resource): the pending-unique index collapses them, SKIP LOCKED gives the job to one replica,
+and the shared delivery record stops a later twin from sending anything again.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pydicom
+import pytest
+import sqlalchemy as sa
+
+from orthanc_server import StoreScp, make_ct_study, wait_for, write_rules
+
+pytestmark = pytest.mark.integration
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def queue_url():
+    name = f"routing_queue_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL unreachable on 127.0.0.1:5432: {e}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def scp(tmp_path):
+    s = StoreScp(tmp_path / "scp", extra_args=["--unique-filenames"])  # a second copy = a second file
+    try:
+        yield s.start()
+    finally:
+        s.stop()
+
+
+def queue_rows(url: str) -> list[dict]:
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as c:
+            return [dict(r) for r in c.execute(sa.text(
+                "SELECT id, rule, level, resource, status, attempts, claimed_by, detail FROM gdpr_routing_jobs"
+                " ORDER BY id")).mappings()]
+    finally:
+        engine.dispose()
+
+
+def test_two_replicas_deliver_a_study_they_both_receive_once(orthanc_factory, scp, queue_url, tmp_path):
+    rules = write_rules(tmp_path / "rules.json", {
+        "name": "ct-research", "match": {"Modality": ["CT"]}, "destination": {"type": "modality", "name": "scp"},
+        "profile": "research", "purpose": "research", "lawful_basis": "research"})
+    replicas = [orthanc_factory(modalities={"scp": scp.as_modality()}, stable_age=1,
+                                gdpr={"RoutingRules": str(rules)},
+                                env={"ORTHANC_GDPR_QUEUE_DATABASE_URL": queue_url}) for _ in range(2)]
+    studies = [make_ct_study(4, patient_id=f"REPL-{n}", series=2) for n in range(3)]
+    study_ids = set()
+    for files in studies:  # each study to both replicas, as a modality sending to both would
+        for replica in replicas:
+            ids = [replica.upload(f) for f in files]
+            study_ids.add(replica.get_json(f"/instances/{ids[0]}/study")["ID"])
+    assert len(study_ids) == 3  # same Orthanc IDs on both replicas
+
+    def settled():
+        rows = queue_rows(queue_url)
+        done = {r["resource"] for r in rows if r["status"] == "done"}
+        return rows if done == study_ids and not any(r["status"] in ("pending", "running") for r in rows) else None
+
+    rows = wait_for(settled, 60, message="every study routed")
+    time.sleep(3)  # give a late twin every chance to send again (StableAge 1 s, worker idle 1 s)
+    rows = queue_rows(queue_url)
+    assert not any(r["status"] in ("pending", "running", "failed") for r in rows), rows
+
+    received = scp.wait_for_files(12)
+    sops = [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in received]
+    assert len(received) == 12 and len(set(sops)) == 12, sorted(sops)  # 3 studies x 4 instances, once each
+
+    import json
+
+    sent = sum(json.loads(r["detail"]).get("sent", 0) for r in rows if r["status"] == "done")
+    assert sent == 12, rows
+    # both replicas share one queue: each lists the same jobs
+    assert {j["id"] for j in replicas[0].get_json("/gdpr/jobs")} == {j["id"] for j in replicas[1].get_json("/gdpr/jobs")}
+    # the work was done by the replicas' workers (claimed_by: host:pid:...), at most once per study per job
+    per_study = {s: [r for r in rows if r["resource"] == s] for s in study_ids}
+    for study, jobs in per_study.items():
+        assert sum(json.loads(r["detail"]).get("sent", 0) for r in jobs) == 4, jobs
+    workers = {r["claimed_by"] for r in rows}
+    audit_sent = sum(r.get("sent", 0) for rep in replicas for r in rep.audit_records if r["event"] == "route.done")
+    assert audit_sent == 12
+    print(f"\n{len(rows)} job(s) for 3 studies received by 2 replicas ({len(workers)} worker(s)); "
+          f"12 instances delivered once")
