@@ -7,7 +7,7 @@ from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,11 +29,22 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+#: Key of the PostgreSQL advisory lock that serialises migrations of service processes
+#: starting at the same time on one database (an arbitrary constant of this project).
+MIGRATION_LOCK = 0x6764707231
+
+
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest revision (Alembic, configured in code)."""
+    """Bring the schema to the newest revision (Alembic, configured in code).
+
+    On PostgreSQL a transaction-scoped advisory lock makes concurrent starters wait for each
+    other; the second finds the schema current and does nothing.
+    """
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
