@@ -38,3 +38,31 @@ def test_audit_chain_verifies_across_restart_and_an_edited_line_is_detected_at_t
     deleted = tmp_path / "deleted.jsonl"
     deleted.write_text("".join([*lines[:2], *lines[3:]]))
     assert {b.line for b in verify(deleted)} == {3}
+
+
+def test_writers_in_several_processes_extend_one_chain(tmp_path):
+    """Each append links to the record really last in the file, under a file lock."""
+    import multiprocessing
+
+    from orthanc_gdpr.audit import AuditLog, verify
+
+    path = tmp_path / "audit.jsonl"
+    AuditLog(path).append("first")
+    ctx = multiprocessing.get_context("spawn")
+    writers = [ctx.Process(target=_append_many, args=(str(path), n)) for n in range(3)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(60)
+    assert [w.exitcode for w in writers] == [0, 0, 0]
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 + 3 * 20
+    assert verify(path) == []
+
+
+def _append_many(path: str, writer: int) -> None:
+    from orthanc_gdpr.audit import AuditLog
+
+    log = AuditLog(path)
+    for i in range(20):
+        log.append("test.event", writer=writer, n=i)

@@ -11,6 +11,7 @@ they never carry PHI values (Orthanc resource IDs and de-identified UIDs only).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -43,28 +44,32 @@ def _last(path: Path) -> tuple[int, str]:
 
 
 class AuditLog:
-    """A hash-chained JSON-lines file; safe to call from several threads."""
+    """A hash-chained JSON-lines file; safe for several threads and several processes.
+
+    Each append takes an exclusive lock on the file and links to the record actually last in it,
+    so writers in other processes (the supervisor of ``serve``, a second plugin instance) extend
+    one chain instead of forking it.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._seq, self._prev = _last(self.path)
 
     def append(self, event: str, **fields: object) -> dict:
         with self._lock:
-            record = {"v": FORMAT_VERSION, "seq": self._seq + 1,
-                      "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                      "event": event, **fields, "prev": self._prev}
-            record["hash"] = _digest(record)
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, line.encode())
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                seq, prev = _last(self.path)
+                record = {"v": FORMAT_VERSION, "seq": seq + 1,
+                          "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                          "event": event, **fields, "prev": prev}
+                record["hash"] = _digest(record)
+                os.write(fd, (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode())
                 os.fsync(fd)
             finally:
-                os.close(fd)
-            self._seq, self._prev = record["seq"], record["hash"]
+                os.close(fd)  # releases the lock
             return record
 
 
