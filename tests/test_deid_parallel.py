@@ -11,7 +11,7 @@ import pytest
 
 from corpus import make_instance, sample_file, to_bytes
 from orthanc_gdpr.deid import DeidentificationError, Deidentifier, Keyring, load_profile
-from orthanc_gdpr.deid.parallel import WorkerPool, outcome
+from orthanc_gdpr.deid.parallel import FetchError, Source, WorkerPool, outcome
 
 KEY = b"parallel-test-key-0123456789abcd"
 
@@ -53,3 +53,98 @@ def test_a_dead_worker_fails_the_stream_closed_and_is_replaced(pool):
         list(pool.outcomes("basic", inputs()))
     assert pool.acquire()
     assert [k for k, _ in pool.outcomes("basic", inputs())].count("written") == 6
+
+
+# ------------------------------------------------------- workers reading the files themselves
+TOKEN = "Bearer test-token-0123"
+
+
+@pytest.fixture(scope="module")
+def store():
+    """A loopback HTTP server answering GET /instances/{id}/file like Orthanc, for one token."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    files = {f"id-{i}": data for i, data in enumerate(inputs())}
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802
+            seen.append(self.headers.get("Authorization", ""))
+            parts = self.path.split("/")
+            body = files.get(parts[2]) if len(parts) == 4 and parts[1] == "instances" and parts[3] == "file" else None
+            status = 401 if self.headers.get("Authorization") != TOKEN else 404 if body is None else 200
+            body = body if status == 200 else b"{}"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", files, seen
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def fetching_pool(store):
+    url, _, _ = store
+    pool = WorkerPool([load_profile("research")], KEY, workers=2, python=sys.executable, source=Source(url, TOKEN))
+    yield pool
+    pool.close()
+
+
+def test_workers_reading_from_orthanc_give_the_in_process_outcomes_in_order(fetching_pool, store):
+    _, files, seen = store
+    engine = Deidentifier(load_profile("research"), Keyring(KEY))
+    ids = list(files) * 3  # more than workers x depth: answers wait in their pipes, in order
+    expected = [outcome(engine, files[i]) for i in ids]
+    assert fetching_pool.acquire()
+    assert list(fetching_pool.fetched_outcomes("research", ids)) == expected
+    assert set(seen) == {TOKEN}
+
+
+def test_an_instance_the_workers_cannot_read_fails_the_stream_closed(fetching_pool, store):
+    ids = list(store[1])
+    assert fetching_pool.acquire()
+    got = []
+    with pytest.raises(FetchError, match="HTTP 404"):
+        for o in fetching_pool.fetched_outcomes("research", ids[:2] + ["missing"] + ids[2:]):
+            got.append(o)
+    assert len(got) == 2  # nothing after the missing instance is handed out
+    assert fetching_pool.acquire()  # released, pipes in step: the next stream is whole
+    assert len(list(fetching_pool.fetched_outcomes("research", ids))) == len(ids)
+
+
+def test_a_stream_stopped_early_keeps_the_pipes_in_step(fetching_pool, store):
+    ids = list(store[1])
+    assert fetching_pool.acquire()
+    stream = fetching_pool.fetched_outcomes("research", ids)
+    next(stream)
+    stream.close()
+    assert fetching_pool.acquire()
+    assert [k for k, _ in fetching_pool.fetched_outcomes("research", ids)].count("written") == 6
+
+
+def test_a_wrong_token_is_refused_and_a_dead_fetching_worker_fails_closed(store):
+    url, files, _ = store
+    pool = WorkerPool([load_profile("basic")], KEY, workers=2, python=sys.executable,
+                      source=Source(url, "Bearer wrong"))
+    try:
+        assert pool.acquire()
+        with pytest.raises(FetchError, match="HTTP 401"):
+            list(pool.fetched_outcomes("basic", list(files)))
+        os.kill(pool._workers[0][0].pid, signal.SIGKILL)
+        assert pool.acquire()
+        with pytest.raises(DeidentificationError, match="worker stopped"):
+            list(pool.fetched_outcomes("basic", list(files)))
+    finally:
+        pool.close()
+    assert "wrong" not in repr(pool.source)

@@ -137,3 +137,101 @@ def test_downloaded_instance_does_not_carry_the_original_preamble(orthanc_factor
     r = server.get(f"/gdpr/instances/{iid}/file")
     assert r.status_code == 200
     assert_clean(r.content, set(PHI_STRINGS), "instance file")
+
+
+# --------------------------------------------------------------- consent registry (Art. 18 / 21)
+def with_issuer(data: bytes, issuer: str) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.IssuerOfPatientID = issuer
+    out = io.BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
+def test_restricted_or_objecting_patient_is_refused_for_every_purpose_but_care(orthanc_factory, tmp_path):
+    consents = tmp_path / "consents.json"
+    consents.write_text(json.dumps({"restrictions": [
+        {"patient_id": "RESTRICTED-1", "issuer": "", "kind": "restriction"},
+        {"patient_id": "OBJECTED-2", "issuer": "HOSP-B", "kind": "objection"}]}))
+    server = orthanc_factory(gdpr={"ConsentFile": str(consents), "DownloadProfiles": ["basic", "research"]})
+    restricted = [server.upload(f) for f in make_ct_study(2, series=1, patient_id="RESTRICTED-1")]
+    objected = [server.upload(with_issuer(f, "HOSP-B")) for f in make_ct_study(1, series=1, patient_id="OBJECTED-2")]
+    # Same PatientID under another issuer: another patient, not covered by the objection.
+    other = [server.upload(with_issuer(f, "HOSP-C")) for f in make_ct_study(1, series=1, patient_id="OBJECTED-2")]
+    study = server.get_json(f"/instances/{restricted[0]}/study")["ID"]
+    series = server.get_json(f"/instances/{restricted[0]}/series")["ID"]
+    objected_study = server.get_json(f"/instances/{objected[0]}/study")["ID"]
+    other_study = server.get_json(f"/instances/{other[0]}/study")["ID"]
+
+    for params in ({}, {"purpose": "download"}, {"purpose": "research", "profile": "research"}):
+        r = server.get(f"/gdpr/studies/{study}/archive", params=params)
+        assert r.status_code == 403, (params, r.text)
+        assert r.headers["Content-Type"].startswith("application/json")
+        assert "restricted (Art. 18)" in r.json()["error"] and "care" in r.json()["error"]
+    assert server.get(f"/gdpr/series/{series}/archive", params={"purpose": "teaching"}).status_code == 403
+    assert server.get(f"/gdpr/instances/{restricted[0]}/file").status_code == 403
+    r = server.get(f"/gdpr/studies/{objected_study}/archive", params={"purpose": "research"})
+    assert r.status_code == 403 and "objected to this processing (Art. 21)" in r.json()["error"], r.text
+
+    r = server.get(f"/gdpr/studies/{study}/archive", params={"purpose": "care"})
+    assert r.status_code == 200, r.text
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        assert len([n for n in zf.namelist() if n.endswith(".dcm")]) == 2
+    assert server.get(f"/gdpr/instances/{restricted[0]}/file", params={"purpose": "care"}).status_code == 200
+    assert server.get(f"/gdpr/studies/{other_study}/archive", params={"purpose": "research"}).status_code == 200
+    assert server.get(f"/gdpr/studies/{study}/archive", params={"purpose": "Research; DROP"}).status_code == 400
+
+    # The registry is read on every download: lifting the restriction takes effect at once.
+    consents.write_text(json.dumps({"restrictions": [
+        {"patient_id": "RESTRICTED-1", "issuer": "", "kind": "restriction", "lifted_at": "2026-01-01T00:00:00"}]}))
+    assert server.get(f"/gdpr/studies/{study}/archive").status_code == 200
+
+    refused = [r for r in server.audit_records if r["event"] == "download.refused"]
+    assert [(r["resource"], r["purpose"]) for r in refused if "purpose" in r] == [
+        (study, "download"), (study, "download"), (study, "research"), (series, "teaching"),
+        (restricted[0], "download"), (objected_study, "research")]
+    assert all("Art." in r["reason"] and r["user"] == server.username for r in refused if "purpose" in r)
+    sent = [(r["resource"], r["purpose"]) for r in server.audit_records if r["event"] == "download"]
+    assert sent == [(study, "care"), (restricted[0], "care"), (other_study, "research"), (study, "download")]
+
+
+def test_unreachable_consent_service_refuses_downloads_with_503(orthanc_factory):
+    from orthanc_server import free_port
+
+    server = orthanc_factory(gdpr={"ConsentServiceUrl": f"http://127.0.0.1:{free_port()}"})
+    ids = [server.upload(f) for f in make_ct_study(1, series=1)]
+    study = server.get_json(f"/instances/{ids[0]}/study")["ID"]
+    for path, params in ((f"/gdpr/studies/{study}/archive", {}), (f"/gdpr/studies/{study}/archive", {"purpose": "care"}),
+                         (f"/gdpr/instances/{ids[0]}/file", {"purpose": "research"})):
+        r = server.get(path, params=params)
+        assert r.status_code == 503, (path, params, r.text)
+        assert "consent source unavailable" in r.json()["error"]
+    refused = [r for r in server.audit_records if r["event"] == "download.refused"]
+    assert len(refused) == 3 and all("unavailable" in r["reason"] for r in refused)
+    assert not [r for r in server.audit_records if r["event"] == "download"]
+    assert server.get("/gdpr/studies/does-not-exist/archive").status_code == 404
+
+
+def test_export_filter_lets_only_the_workers_own_token_through_and_only_to_read_files():
+    from types import SimpleNamespace
+
+    from orthanc_gdpr.deid.parallel import Source
+    from orthanc_gdpr.runtime import Runtime
+
+    token = "Bearer plugin-generated-token"
+    rt = SimpleNamespace(settings=SimpleNamespace(restrict_identified_export=True, identified_export_users=("admin",)),
+                         pool=SimpleNamespace(source=Source("http://127.0.0.1:8042", token)))
+    rt.is_own_request = lambda a: Runtime.is_own_request(rt, a)
+    allowed = lambda uri, user="", auth="": Runtime.may_export_identified(rt, uri, user, auth)  # noqa: E731
+    assert allowed("/instances/abc/file", auth=token)
+    assert not allowed("/instances/abc/file")
+    assert not allowed("/instances/abc/file", auth=token + "x")
+    assert not allowed("/instances/abc/file", auth="Bearer plugin-generated-toke")
+    assert not allowed("/instances/abc/file", user="viewer", auth="Basic dmlld2VyOnM=")
+    assert not allowed("/studies/abc/archive", auth=token)  # the token opens the workers' route only
+    assert not allowed("/instances/abc/export", auth=token)
+    assert allowed("/studies/abc/archive", user="admin")
+    assert allowed("/studies/abc")  # browsing is not filtered
+    assert repr(rt.pool.source).count("plugin-generated-token") == 0  # never logged
+    rt.pool = None  # no worker source: no token passes
+    assert not allowed("/instances/abc/file", auth=token)

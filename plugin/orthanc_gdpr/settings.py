@@ -19,6 +19,14 @@ Bad or missing settings stop Orthanc with a clear message instead of running hal
       "Workers": 2,                                          // de-identification processes (0: in Orthanc)
       "WorkerPython": "/usr/bin/python3"                     // the Python 3.11 that runs them
     }
+
+The processes read the stored files themselves from Orthanc's HTTP port on 127.0.0.1 with a REST
+token of the plugin (``GenerateRestApiAuthorizationToken``); with ``SslEnabled`` or without the
+HTTP server, the plugin reads the files and hands them over instead.
+
+Downloads honour the consent registry (``ConsentFile`` / ``ConsentServiceUrl``): a restriction
+(Art. 18) or objection (Art. 21) refuses every download purpose (``?purpose=``, default
+"download") except "care"; an unreachable registry refuses with 503.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import mmap
+import re
 import sys
 import tempfile
 from typing import Any
@@ -21,9 +22,11 @@ import orthanc_gdpr
 from ..deid import DeidentificationError, deidentify_bytes
 from ..deid.files import output_path
 from ..deid.keys import KeyFileError
+from ..deid.parallel import Source
 from ..deid.profile import ProfileError
-from ..downloads import instance_files, instance_ids, stream_archive
-from ..orthanc_api import OrthancApiError
+from ..downloads import instance_ids, stream_archive, write_archive
+from ..orthanc_api import OrthancApiError, get_json
+from ..routing.consent import CARE, decide
 from ..routing.rules import RuleError
 from ..runtime import IDENTIFIED_EXPORT_ROUTES, Runtime
 from ..settings import ConfigError, parse_settings
@@ -45,22 +48,54 @@ def _answer_json(output: Any, body: Any) -> None:
 def _error(output: Any, status: int, message: str) -> None:
     # Plugin 4.0 parses (status, str body, size) ("Hsk"); later releases take (status, buffer).
     body = json.dumps({"error": message})
+    output.SetHttpHeader("Content-Type", "application/json")
     try:
         output.SendHttpStatus(status, body, len(body.encode()))
     except TypeError:
         output.SendHttpStatus(status, body.encode())
 
 
+#: Purposes a download may name (``?purpose=``); any purpose but care honours restrictions and objections.
+PURPOSE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+DEFAULT_PURPOSE = "download"
+#: What :func:`~orthanc_gdpr.routing.consent.decide` is told about downloads: de-identified data,
+#: never consent-based, so only a restriction (Art. 18) or an objection (Art. 21) stops them.
+DOWNLOAD_LAWFUL_BASIS = "de-identified download"
+
+
+def _authorization(request: dict) -> str:
+    headers = request.get("headers") or {}
+    return next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+
+
 def _user(request: dict) -> str:
     """The HTTP Basic user of a request, for audit records ("anonymous" without auth)."""
-    headers = request.get("headers") or {}
-    header = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    header = _authorization(request)
     if header.lower().startswith("basic "):
         try:
             return base64.b64decode(header[6:]).decode("utf-8", "replace").split(":", 1)[0]
         except ValueError:
             pass
     return "anonymous"
+
+
+def worker_source(orthanc: Any, config: dict) -> Source | None:
+    """Where the de-identification processes may read stored files themselves: Orthanc's own
+    HTTP server on loopback, with a REST token of this plugin
+    (``GenerateRestApiAuthorizationToken``, in plugin 4.0). None (files are read inside Orthanc and handed to
+    the processes) without the token API, with HTTPS or without the HTTP server."""
+    if not hasattr(orthanc, "GenerateRestApiAuthorizationToken"):
+        return None
+    if config.get("SslEnabled", False) or not config.get("HttpServerEnabled", True):
+        return None
+    try:
+        port = int(config.get("HttpPort", 8042))
+    except (TypeError, ValueError):
+        return None
+    token = orthanc.GenerateRestApiAuthorizationToken()
+    if not isinstance(token, str) or not token:
+        return None
+    return Source(f"http://127.0.0.1:{port}", token)
 
 
 def register(orthanc: Any) -> None:
@@ -73,7 +108,7 @@ def register(orthanc: Any) -> None:
     except (ConfigError, ProfileError, RuleError, KeyFileError, OSError) as e:
         orthanc.LogError(f"{PLUGIN_NAME}: refusing to start: {e}")
         raise SystemExit(f"{PLUGIN_NAME}: refusing to start: {e}") from None
-    _register_routes(orthanc, runtime)
+    _register_routes(orthanc, runtime, config)
     if config.get("HttpCompressionEnabled", True) and not hasattr(getattr(orthanc, "RestOutput", None), "StartStreamAnswer"):
         # Without streamed answers (plugin < 4.3), Orthanc gzips each de-identified ZIP in memory
         # for clients that accept gzip: ~5x slower downloads and a second copy of the archive.
@@ -83,7 +118,7 @@ def register(orthanc: Any) -> None:
                        f"download profiles {', '.join(runtime.settings.download_profiles)}")
 
 
-def _register_routes(orthanc: Any, rt: Runtime) -> None:
+def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> None:
     def get_only(handler):
         def wrapped(output: Any, uri: str, **request: Any) -> None:
             if request.get("method") != "GET":
@@ -145,16 +180,54 @@ def _register_routes(orthanc: Any, rt: Runtime) -> None:
         name = (request.get("get") or {}).get("profile") or rt.settings.default_download_profile
         return rt.engines.get(name) if name in rt.settings.download_profiles else None
 
+    def download_purpose(request: dict) -> str | None:
+        purpose = (request.get("get") or {}).get("purpose") or DEFAULT_PURPOSE
+        return purpose if PURPOSE.match(purpose) else None
+
+    def patient_of(level: str, resource: str) -> tuple[str, str]:
+        """PatientID and IssuerOfPatientID of a study, series or instance (raises OrthancApiError)."""
+        tags = get_json(rt.router.api, f"/{level}/{resource}/patient").get("MainDicomTags") or {}
+        patient_id, issuer = tags.get("PatientID", ""), tags.get("IssuerOfPatientID")
+        if issuer is None:  # not among Orthanc's main patient tags: read it from the data itself
+            if level != "instances":
+                first = get_json(rt.router.api, f"/{level}/{resource}/instances")
+                resource = first[0]["ID"] if first else ""
+            if resource:
+                issuer = get_json(rt.router.api, f"/instances/{resource}/simplified-tags").get("IssuerOfPatientID")
+        return str(patient_id or ""), issuer if isinstance(issuer, str) else ""
+
+    def consent_refusal(output: Any, level: str, resource: str, user: str, purpose: str, profile: str) -> bool:
+        """Apply the consent registry to a download; answer and audit a refusal (True) or let it
+        through (False). Raises OrthancApiError for a missing resource."""
+        if rt.router.consent is None:
+            return False
+        patient_id, issuer = patient_of(level, resource)
+        decision = decide(rt.router.consent, patient_id, issuer, purpose, DOWNLOAD_LAWFUL_BASIS)
+        if decision.verdict == "allow":
+            return False
+        rt.audit.append("download.refused", user=user, level=level, resource=resource, profile=profile,
+                        purpose=purpose, reason=decision.reason)
+        if decision.verdict == "wait":  # an unreachable registry never means "send anyway"
+            _error(output, 503, f"download refused for now: {decision.reason}; try again later")
+        else:
+            _error(output, 403, f"download refused for purpose {purpose!r}: {decision.reason}"
+                   + ("" if purpose == CARE else "; only purpose 'care' is exempt"))
+        return True
+
     def archive(level: str):
         def handler(output: Any, uri: str, **request: Any) -> None:
             resource, user = request["groups"][0], _user(request)
-            engine = download_profile(request)
-            if engine is None:
-                rt.audit.append("download.refused", user=user, level=level, resource=resource,
-                                reason="profile not offered for downloads")
-                _error(output, 400, f"profile must be one of {', '.join(rt.settings.download_profiles)}")
+            engine, purpose = download_profile(request), download_purpose(request)
+            if engine is None or purpose is None:
+                reason = "profile not offered for downloads" if engine is None else "malformed purpose"
+                rt.audit.append("download.refused", user=user, level=level, resource=resource, reason=reason)
+                _error(output, 400, f"profile must be one of {', '.join(rt.settings.download_profiles)}"
+                       if engine is None else "purpose must be a lower-case word such as 'download', "
+                       "'research' or 'care'")
                 return
             try:
+                if consent_refusal(output, level, resource, user, purpose, engine.profile.name):
+                    return
                 instances = instance_ids(rt.router.api, level, resource)
             except OrthancApiError:
                 _error(output, 404, f"no such {level[:-1] if level == 'studies' else level}")
@@ -163,22 +236,26 @@ def _register_routes(orthanc: Any, rt: Runtime) -> None:
             def audited(run) -> None:
                 summary = run.summary()
                 rt.audit.append("download", user=user, level=level, resource=resource, profile=engine.profile.name,
-                                purpose="download", result="sent", instances=summary["instances_written"],
+                                purpose=purpose, result="sent", instances=summary["instances_written"],
                                 held_back=summary["instances_held_back"])
 
-            outcomes = rt.outcomes(engine.profile.name, instance_files(rt.router.api, instances))
-            chunks = stream_archive(outcomes, engine.profile, rt.settings.compression, audited)
+            outcomes = rt.instance_outcomes(engine.profile.name, instances)
             output.SetHttpHeader("Content-Disposition", f'attachment; filename="{resource}-{engine.profile.name}.zip"')
-            _send_stream(output, chunks, "application/zip")
+            _send_archive(output, outcomes, engine.profile, rt.settings.compression, audited)
         return handler
 
     def on_instance_file(output: Any, uri: str, **request: Any) -> None:
         instance, user = request["groups"][0], _user(request)
-        engine = download_profile(request)
+        engine, purpose = download_profile(request), download_purpose(request)
         if engine is None:
             _error(output, 400, f"profile must be one of {', '.join(rt.settings.download_profiles)}")
             return
+        if purpose is None:
+            _error(output, 400, "purpose must be a lower-case word such as 'download', 'research' or 'care'")
+            return
         try:
+            if consent_refusal(output, "instances", instance, user, purpose, engine.profile.name):
+                return
             ds, dicom, report = deidentify_bytes(engine, rt.router.api.get(f"/instances/{instance}/file"))
         except OrthancApiError:
             _error(output, 404, "no such instance")
@@ -189,7 +266,7 @@ def _register_routes(orthanc: Any, rt: Runtime) -> None:
             _error(output, 422, f"instance held back: {e}")
             return
         rt.audit.append("download", user=user, level="instances", resource=instance, profile=engine.profile.name,
-                        purpose="download", result="sent", instances=1, held_back=0)
+                        purpose=purpose, result="sent", instances=1, held_back=0)
         output.SetHttpHeader("Content-Disposition", f'attachment; filename="{output_path(ds, report).name}"')
         output.AnswerBuffer(dicom, "application/dicom")
 
@@ -215,7 +292,12 @@ def _register_routes(orthanc: Any, rt: Runtime) -> None:
 
     def on_change(change_type: int, level: int, resource: str) -> None:
         if change_type == orthanc.ChangeType.ORTHANC_STARTED:
-            rt.start()
+            source = worker_source(orthanc, config or {}) if rt.settings.workers else None
+            rt.start(source)
+            if rt.settings.workers:
+                orthanc.LogWarning(f"{PLUGIN_NAME}: {rt.settings.workers} de-identification process(es) "
+                                   + ("read stored files over loopback HTTP" if source else
+                                      "get stored files from the plugin (no REST token API, HTTPS or no HTTP server)"))
         elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:
             rt.stop()
         elif change_type == orthanc.ChangeType.STABLE_STUDY:
@@ -234,7 +316,8 @@ def _register_routes(orthanc: Any, rt: Runtime) -> None:
         def on_request(uri: str, **request: Any) -> bool:
             try:
                 username = request.get("username") or _user(request)
-                allowed = rt.may_export_identified(uri, "" if username == "anonymous" else username)
+                allowed = rt.may_export_identified(uri, "" if username == "anonymous" else username,
+                                                   _authorization(request))
                 if not allowed:
                     rt.audit.append("export.refused", user=username, uri=uri,
                                     reason="identified export not permitted for this user")
@@ -243,6 +326,20 @@ def _register_routes(orthanc: Any, rt: Runtime) -> None:
                 orthanc.LogError(f"{PLUGIN_NAME}: request filter: {type(e).__name__}: {e}")
                 return not IDENTIFIED_EXPORT_ROUTES.match(uri)
         orthanc.RegisterIncomingHttpRequestFilter(on_request)
+
+
+def _send_archive(output: Any, outcomes, profile, compression: str, on_done) -> None:
+    """Answer a ZIP of ``outcomes``: streamed where the plugin SDK can (Orthanc >= 1.12.6);
+    otherwise written straight into a temporary file answered from a memory map."""
+    if hasattr(output, "StartStreamAnswer"):
+        _send_stream(output, stream_archive(outcomes, profile, compression, on_done), "application/zip")
+        return
+    with tempfile.TemporaryFile(prefix="orthanc-gdpr-") as spool:
+        write_archive(spool, outcomes, profile, compression, on_done)
+        spool.flush()
+        size = spool.seek(0, 2)
+        with mmap.mmap(spool.fileno(), size, access=mmap.ACCESS_READ) as view:
+            output.AnswerBuffer(view, "application/zip")
 
 
 def _send_stream(output: Any, chunks, content_type: str) -> None:
