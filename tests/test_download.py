@@ -6,7 +6,6 @@ import json
 import zipfile
 
 import pydicom
-import pytest
 import requests
 
 from orthanc_gdpr.deid import Deidentifier, Keyring, deidentify_bytes, load_key, load_profile

@@ -1,8 +1,7 @@
 """Two Orthanc replicas, one routing queue in PostgreSQL: a study both receive is delivered once.
 
-Each replica runs the plugin with ``$ORTHANC_GDPR_QUEUE_DATABASE_URL`` (interim switch until
-"Gdpr.QueueDatabaseUrl" is parsed by settings.py). Each replica has its own SQLite *index* here
-(Debian's orthanc-postgresql index plugin is not installed in this environment); the Orthanc IDs
+Each replica runs the plugin with "Gdpr.QueueDatabaseUrl" pointing at the same database. Each
+replica has its own SQLite *index* here (the shared queue is what this test is about); the Orthanc IDs
 of a study are the same on both, so their stable-study events queue the same (rule, level,
 resource): the pending-unique index collapses them, SKIP LOCKED gives the job to one replica,
 and the shared delivery record stops a later twin from sending anything again.
@@ -65,8 +64,7 @@ def test_two_replicas_deliver_a_study_they_both_receive_once(orthanc_factory, sc
         "name": "ct-research", "match": {"Modality": ["CT"]}, "destination": {"type": "modality", "name": "scp"},
         "profile": "research", "purpose": "research", "lawful_basis": "research"})
     replicas = [orthanc_factory(modalities={"scp": scp.as_modality()}, stable_age=1,
-                                gdpr={"RoutingRules": str(rules)},
-                                env={"ORTHANC_GDPR_QUEUE_DATABASE_URL": queue_url}) for _ in range(2)]
+                                gdpr={"RoutingRules": str(rules), "QueueDatabaseUrl": queue_url}) for _ in range(2)]
     studies = [make_ct_study(4, patient_id=f"REPL-{n}", series=2) for n in range(3)]
     study_ids = set()
     for files in studies:  # each study to both replicas, as a modality sending to both would

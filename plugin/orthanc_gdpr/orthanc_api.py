@@ -32,6 +32,21 @@ def post_json(api: OrthancApi, uri: str, payload: Any) -> Any:
     return json.loads(answer) if answer else None
 
 
+def patient_identity(api: OrthancApi, level: str, resource: str) -> tuple[str, str]:
+    """PatientID and IssuerOfPatientID of a study, series or instance: what the consent
+    registry is keyed by. The issuer is not among Orthanc's main patient tags, so it is read
+    from the data itself. Raises OrthancApiError for a missing resource."""
+    tags = get_json(api, f"/{level}/{resource}/patient").get("MainDicomTags") or {}
+    patient_id, issuer = tags.get("PatientID", ""), tags.get("IssuerOfPatientID")
+    if issuer is None:
+        if level != "instances":
+            first = get_json(api, f"/{level}/{resource}/instances")
+            resource = first[0]["ID"] if first else ""
+        if resource:
+            issuer = get_json(api, f"/instances/{resource}/simplified-tags").get("IssuerOfPatientID")
+    return str(patient_id or ""), issuer if isinstance(issuer, str) else ""
+
+
 class RestClient:
     """:class:`OrthancApi` over HTTP with ``requests``."""
 

@@ -13,7 +13,7 @@ from .deid import Deidentifier, Keyring, load_key, load_profile
 from .deid.parallel import Outcome, Source, WorkerPool, outcome
 from .orthanc_api import OrthancApi
 from .routing.consent import ConsentFile, ConsentService, ConsentSource
-from .routing.jobs import JobQueue
+from .routing.jobs import JobQueue, PostgresJobQueue, open_queue
 from .routing.router import RetryPolicy, Router, Worker
 from .routing.rules import load_rules
 from .settings import Settings
@@ -45,7 +45,7 @@ class Runtime:
     settings: Settings
     engines: dict[str, Deidentifier]
     audit: AuditLog
-    queue: JobQueue
+    queue: JobQueue | PostgresJobQueue
     router: Router
     worker: Worker
     key: bytes
@@ -61,7 +61,7 @@ class Runtime:
         names = set(settings.download_profiles) | {r.profile for r in rules}
         engines = {n: Deidentifier(load_profile(n, settings.profiles_dir), keyring) for n in sorted(names)}
         audit = AuditLog(settings.audit_path)
-        queue = JobQueue(settings.queue_path)
+        queue = open_queue(settings.queue_path, settings.queue_database_url)
         retry = RetryPolicy(settings.retry_first_delay, settings.retry_max_delay, settings.retry_max_attempts)
         router = Router(api, rules, engines, queue, audit, _consent_source(settings), retry)
         return cls(settings, engines, audit, queue, router, Worker(router), key)

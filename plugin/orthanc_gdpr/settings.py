@@ -16,6 +16,7 @@ Bad or missing settings stop Orthanc with a clear message instead of running hal
       "RestrictIdentifiedExport": false,                     // filter Orthanc's plain export routes
       "IdentifiedExportUsers": ["admin"],                    // who may still use them
       "Retry": {"FirstDelaySeconds": 5, "MaxDelaySeconds": 600, "MaxAttempts": 20},
+      "QueueDatabaseUrl": "postgresql://orthanc@db/gdpr",   // optional: one routing queue for replicas
       "Workers": 2,                                          // de-identification processes (0: in Orthanc)
       "WorkerPython": "/usr/bin/python3"                     // the Python 3.11 that runs them
     }
@@ -41,7 +42,7 @@ from .downloads import COMPRESSION
 SECTION = "Gdpr"
 _KEYS = {"KeyFile", "StateDirectory", "ProfilesDirectory", "RoutingRules", "ConsentFile", "ConsentServiceUrl",
          "ConsentServiceTokenFile", "DownloadProfiles", "DefaultDownloadProfile", "ArchiveCompression",
-         "RestrictIdentifiedExport", "IdentifiedExportUsers", "Retry", "Workers", "WorkerPython"}
+         "RestrictIdentifiedExport", "IdentifiedExportUsers", "Retry", "Workers", "WorkerPython", "QueueDatabaseUrl"}
 
 
 class ConfigError(ValueError):
@@ -67,6 +68,7 @@ class Settings:
     retry_max_attempts: int
     workers: int
     worker_python: str
+    queue_database_url: str = ""
 
     @property
     def queue_path(self) -> Path:
@@ -133,6 +135,10 @@ def parse_settings(config: dict) -> Settings:
     worker_python = section.get("WorkerPython", "/usr/bin/python3")
     if workers and not (isinstance(worker_python, str) and os.access(worker_python, os.X_OK)):
         raise ConfigError(f'"{SECTION}.WorkerPython" {worker_python!r} is not an executable Python 3.11')
+    queue_url = section.get("QueueDatabaseUrl", "")
+    if not isinstance(queue_url, str) or (queue_url and not queue_url.startswith(
+            ("postgresql://", "postgresql+psycopg://", "postgres://"))):
+        raise ConfigError(f'"{SECTION}.QueueDatabaseUrl" must be a PostgreSQL URL (postgresql://...)')
     return Settings(
         key_file=key_file, state_dir=state_dir, profiles_dir=profiles, routing_rules=rules,
         consent_file=_path(section, "ConsentFile"), consent_url=str(section.get("ConsentServiceUrl", "")),
@@ -140,4 +146,5 @@ def parse_settings(config: dict) -> Settings:
         download_profiles=tuple(downloads), default_download_profile=default, compression=compression,
         restrict_identified_export=bool(section.get("RestrictIdentifiedExport", False)),
         identified_export_users=tuple(users), retry_first_delay=first, retry_max_delay=most,
-        retry_max_attempts=attempts, workers=workers, worker_python=worker_python)
+        retry_max_attempts=attempts, workers=workers, worker_python=worker_python,
+        queue_database_url=queue_url)

@@ -25,7 +25,7 @@ from ..deid.keys import KeyFileError
 from ..deid.parallel import Source
 from ..deid.profile import ProfileError
 from ..downloads import instance_ids, stream_archive, write_archive
-from ..orthanc_api import OrthancApiError, get_json
+from ..orthanc_api import OrthancApiError, patient_identity
 from ..routing.consent import CARE, decide
 from ..routing.rules import RuleError
 from ..runtime import IDENTIFIED_EXPORT_ROUTES, Runtime
@@ -184,24 +184,12 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
         purpose = (request.get("get") or {}).get("purpose") or DEFAULT_PURPOSE
         return purpose if PURPOSE.match(purpose) else None
 
-    def patient_of(level: str, resource: str) -> tuple[str, str]:
-        """PatientID and IssuerOfPatientID of a study, series or instance (raises OrthancApiError)."""
-        tags = get_json(rt.router.api, f"/{level}/{resource}/patient").get("MainDicomTags") or {}
-        patient_id, issuer = tags.get("PatientID", ""), tags.get("IssuerOfPatientID")
-        if issuer is None:  # not among Orthanc's main patient tags: read it from the data itself
-            if level != "instances":
-                first = get_json(rt.router.api, f"/{level}/{resource}/instances")
-                resource = first[0]["ID"] if first else ""
-            if resource:
-                issuer = get_json(rt.router.api, f"/instances/{resource}/simplified-tags").get("IssuerOfPatientID")
-        return str(patient_id or ""), issuer if isinstance(issuer, str) else ""
-
     def consent_refusal(output: Any, level: str, resource: str, user: str, purpose: str, profile: str) -> bool:
         """Apply the consent registry to a download; answer and audit a refusal (True) or let it
         through (False). Raises OrthancApiError for a missing resource."""
         if rt.router.consent is None:
             return False
-        patient_id, issuer = patient_of(level, resource)
+        patient_id, issuer = patient_identity(rt.router.api, level, resource)
         decision = decide(rt.router.consent, patient_id, issuer, purpose, DOWNLOAD_LAWFUL_BASIS)
         if decision.verdict == "allow":
             return False

@@ -75,16 +75,10 @@ def _job(row: sqlite3.Row) -> Job:
 
 
 class JobQueue:
-    """Thread-safe; one SQLite file in the plugin's state directory.
+    """Thread-safe; one SQLite file in the plugin's state directory (one Orthanc).
 
-    With ``$ORTHANC_GDPR_QUEUE_DATABASE_URL`` set, ``JobQueue(path)`` gives the shared
-    :class:`PostgresJobQueue` instead (see :func:`open_queue`).
+    Replicas share a :class:`PostgresJobQueue` instead (see :func:`open_queue`).
     """
-
-    def __new__(cls, path: str | Path = "", *args, **kwargs):
-        if cls is JobQueue and os.environ.get(QUEUE_URL_ENV):
-            return open_queue(path)  # not a JobQueue: __init__ is not run on it
-        return super().__new__(cls)
 
     def __init__(self, path: str | Path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -183,9 +177,6 @@ class JobQueue:
 
 # --------------------------------------------------------------------- shared queue (PostgreSQL)
 
-#: Interim switch until "Gdpr.QueueDatabaseUrl" is parsed by settings.py: when set, the plugin's
-#: queue (``JobQueue(path)``) is the shared PostgreSQL queue at this URL instead of SQLite.
-QUEUE_URL_ENV = "ORTHANC_GDPR_QUEUE_DATABASE_URL"
 #: advisory lock namespace (first key of ``pg_advisory_lock(int, int)``): "GDPR routing jobs"
 LOCK_CLASS = 0x47445052
 
@@ -407,13 +398,8 @@ class PostgresJobQueue:
             self._db.close()  # ends the session: any lease still held is released
 
 
-def open_queue(path: str | Path, database_url: str | None = None) -> "JobQueue | PostgresJobQueue":
-    """The plugin's routing queue: the shared PostgreSQL queue when ``database_url`` (the
-    "Gdpr.QueueDatabaseUrl" setting, else ``$ORTHANC_GDPR_QUEUE_DATABASE_URL``) is set, otherwise
-    the replica's own SQLite file ``path``."""
-    url = database_url or os.environ.get(QUEUE_URL_ENV, "")
-    if url:
-        if not url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-            raise ValueError(f"the routing queue database must be PostgreSQL (postgresql://...), not {url.split(':')[0]}")
-        return PostgresJobQueue(url)
-    return JobQueue(path)
+def open_queue(path: str | Path, database_url: str = "") -> "JobQueue | PostgresJobQueue":
+    """The plugin's routing queue: the PostgreSQL queue shared by replicas when
+    ``database_url`` (the "Gdpr.QueueDatabaseUrl" setting) is set, otherwise this Orthanc's own
+    SQLite file ``path``."""
+    return PostgresJobQueue(database_url) if database_url else JobQueue(path)

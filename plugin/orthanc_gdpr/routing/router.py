@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..audit import AuditLog
 from ..deid import DeidentificationError, Deidentifier, InstanceDropped, deidentify_bytes
-from ..orthanc_api import OrthancApi, OrthancApiError, get_json
+from ..orthanc_api import OrthancApi, OrthancApiError, get_json, patient_identity
 from .consent import ConsentSource, decide
 from .destinations import DeliveryError, send
 from .jobs import Job, JobQueue
@@ -100,17 +100,12 @@ class Router:
         base.update(rule=rule.name, profile=rule.profile, destination=rule.destination.key,
                     purpose=rule.purpose, lawful_basis=rule.lawful_basis)
         try:
-            resource = get_json(self.api, f"/{job.level}/{job.resource}")
-            patient = resource.get("PatientMainDicomTags") or {}
-            if job.level == "series":
-                study = get_json(self.api, f"/studies/{resource['ParentStudy']}")
-                patient = study.get("PatientMainDicomTags") or {}
+            patient_id, issuer = patient_identity(self.api, job.level, job.resource)
             instances = [i["ID"] for i in get_json(self.api, f"/{job.level}/{job.resource}/instances")]
         except OrthancApiError as e:
             self._retry_or_fail(job, f"cannot read the resource from Orthanc: {e}", base)
             return
-        decision = decide(self.consent, patient.get("PatientID", ""), patient.get("IssuerOfPatientID", ""),
-                          rule.purpose, rule.lawful_basis)
+        decision = decide(self.consent, patient_id, issuer, rule.purpose, rule.lawful_basis)
         if decision.verdict == "wait":
             self._retry_or_fail(job, decision.reason, base, status_if_exhausted="refused")
             return
