@@ -29,10 +29,6 @@ class Gone(ServiceError):
     status, code = 410, "gone"
 
 
-class Forbidden(ServiceError):
-    status, code = 403, "forbidden"
-
-
 def install_handlers(app: FastAPI) -> None:
     def answer(status: int, code: str, message: str) -> JSONResponse:
         return JSONResponse({"error": code, "detail": message}, status_code=status)

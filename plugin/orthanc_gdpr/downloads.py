@@ -53,11 +53,6 @@ def instance_ids(api: OrthancApi, level: str, resource: str) -> list[str]:
     return [i["ID"] for i in get_json(api, f"/{level}/{resource}/instances")]
 
 
-def instance_files(api: OrthancApi, instances: list[str]) -> Iterator[bytes]:
-    """The stored DICOM files, read one at a time as the consumer asks for them."""
-    return (api.get(f"/instances/{instance}/file") for instance in instances)
-
-
 def _build(fp, outcomes: Iterable[Outcome], profile: Profile, compression: str) -> Iterator[RunReport | None]:
     """Write the ZIP into ``fp``; yields None after each instance, then the run report."""
     method, level = COMPRESSION[compression]
