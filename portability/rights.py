@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from . import audit, chain
 from .errors import Conflict, ServiceError
+from .jobs import Lease, LeasedQueue, Reclaimer
 from .models import (ErasedPseudonym, Erasure, PatientLock, PortabilityRequest, RecipientNotice, Rectification,
                      RightsJob, utcnow)
 from .orthanc import OrthancError, PatientNotFound
@@ -558,6 +559,24 @@ def apply_erasure(db, settings, client, erasure_id: int) -> None:
 
 
 # ----------------------------------------------------------------------------- the job queue
+#: advisory lock namespace of rights jobs (first key of ``pg_advisory_lock(int, int)``): "GDRJ"
+RIGHTS_LOCK_CLASS = 0x4744524A
+
+#: Rights jobs are claimed under the same lease as bundle jobs (:class:`.jobs.LeasedQueue`): a job
+#: left ``running`` by a dead worker is made claimable again (``retrying``, due now; the attempt it
+#: was on counts, and applying is idempotent), audited ``rights.reclaimed``.
+RIGHTS_JOBS = LeasedQueue(
+    model=RightsJob, lock_class=RIGHTS_LOCK_CLASS, ready=("queued", "retrying"),
+    claimed_event="rights.claimed", reclaimed_event="rights.reclaimed",
+    columns=(RightsJob.kind, RightsJob.ref_id),
+    describe=lambda row: {"kind": row.kind, f"{row.kind}_id": row.ref_id},
+    ready_when=lambda: [RightsJob.next_attempt_at <= utcnow()],
+    order_by=(RightsJob.next_attempt_at, RightsJob.id),
+    on_claim=lambda: {"attempts": RightsJob.attempts + 1},
+    on_reclaim=lambda: {"status": "retrying", "next_attempt_at": utcnow()},
+)
+
+
 def enqueue(db, kind: str, ref_id: int) -> int:
     with db.session() as s:
         job = RightsJob(kind=kind, ref_id=ref_id, status="queued", attempts=0, next_attempt_at=utcnow())
@@ -566,18 +585,14 @@ def enqueue(db, kind: str, ref_id: int) -> int:
         return job.id
 
 
-def claim(db, worker: str) -> int | None:
-    with db.session() as s:
-        q = (select(RightsJob).where(RightsJob.status.in_(("queued", "retrying")), RightsJob.next_attempt_at <= utcnow())
-             .order_by(RightsJob.next_attempt_at, RightsJob.id).limit(1))
-        if db.is_postgresql:
-            q = q.with_for_update(skip_locked=True)
-        job = s.scalars(q).first()
-        if job is None:
-            return None
-        job.status, job.claimed_by = "running", worker
-        job.attempts += 1
-        return job.id
+def claim(db, worker: str) -> Lease | None:
+    """Take the first due job (queued, or retrying and due): running, one more attempt, under a lease."""
+    return RIGHTS_JOBS.claim(db, worker)
+
+
+def reclaim(db) -> list[int]:
+    """Make the running jobs of dead workers claimable again (audited ``rights.reclaimed``)."""
+    return RIGHTS_JOBS.reclaim(db)
 
 
 def _mark(db, kind: str, ref_id: int, status: str, error: str | None = None) -> tuple[str, str]:
@@ -628,27 +643,31 @@ def run_job(db, settings, make_client, job_id: int) -> None:
 
 
 class RightsWorker(threading.Thread):
-    def __init__(self, db, settings, make_client) -> None:
+    def __init__(self, db, settings, make_client, reclaim_seconds: float = 5.0) -> None:
         super().__init__(name="rights-worker", daemon=True)
         self.db, self.settings, self.make_client = db, settings, make_client
         self.stopping, self.wake = threading.Event(), threading.Event()
         self.ident_str = f"{socket.gethostname()}:{os.getpid()}:rights:{id(self):x}"
+        self._reclaim = Reclaimer(RIGHTS_JOBS, db, reclaim_seconds)
 
     def run(self) -> None:
         while not self.stopping.is_set():
+            self._reclaim()
             try:
-                job_id = claim(self.db, self.ident_str)
+                lease = claim(self.db, self.ident_str)
             except Exception:  # noqa: BLE001
                 log.exception("claim failed")
-                job_id = None
-            if job_id is None:
+                lease = None
+            if lease is None:
                 self.wake.wait(self.settings.worker_poll_seconds)
                 self.wake.clear()
                 continue
             try:
-                run_job(self.db, self.settings, self.make_client, job_id)
-            except Exception:  # noqa: BLE001 - keep the worker alive
-                log.exception("rights job %s crashed", job_id)
+                run_job(self.db, self.settings, self.make_client, lease.job_id)
+            except Exception:  # noqa: BLE001 - keep the worker alive; a job left running is reclaimed
+                log.exception("rights job %s crashed", lease.job_id)
+            finally:
+                lease.release()
 
     def stop(self) -> None:
         self.stopping.set()
