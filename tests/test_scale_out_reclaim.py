@@ -6,46 +6,33 @@ live lease is never taken over. SQLite: a ``running`` job whose ``host:pid`` own
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
-import uuid
+import time
 
 import pytest
-import sqlalchemy as sa
 
 from portability import audit, chain, jobs
 from portability.db import Database
 from portability.models import Job, PortabilityRequest, utcnow
-
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
+from pg import throwaway_database
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request, tmp_path):
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
-        admin = name = None
-    else:
-        name = f"reclaim_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            database = Database(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+        else:
+            database = Database(stack.enter_context(throwaway_database("reclaim")))
+        database.migrate()
+        audit.configure(audit.AuditSink(database))
         try:
-            with admin.connect() as c:
-                c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        except Exception as e:  # noqa: BLE001
-            pytest.skip(f"PostgreSQL unreachable on 127.0.0.1:5432: {e}")
-        database = Database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    database.migrate()
-    audit.configure(audit.AuditSink(database))
-    try:
-        yield database
-    finally:
-        audit.configure(None)
-        database.dispose()
-        if admin is not None:
-            with admin.connect() as c:
-                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            yield database
+        finally:
+            audit.configure(None)
+            database.dispose()
 
 
 def queue_jobs(db, n: int) -> list[int]:
@@ -62,6 +49,14 @@ def status(db, job_id: int) -> tuple[str, str | None]:
     with db.session() as s:
         job = s.get(Job, job_id)
         return job.status, job.claimed_by
+
+
+def reclaim_soon(db, timeout: float = 10) -> list[int]:
+    """Reclaim; PostgreSQL frees a closed session's locks shortly after the close, not at once."""
+    deadline = time.monotonic() + timeout
+    while not (found := jobs.reclaim(db)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
 
 
 def dead_pid() -> int:
@@ -84,7 +79,7 @@ def test_a_live_lease_is_kept_and_a_dead_one_is_reclaimed(db):
     else:  # SQLite: one host; the claimer's pid tells whether it is alive
         gone = jobs.claim_lease(db, f"{socket.gethostname()}:{dead_pid()}:gone")
         assert gone is not None and gone.job_id == second
-    assert jobs.reclaim(db) == [second]
+    assert reclaim_soon(db) == [second]
     assert status(db, second) == ("queued", None) and status(db, first) == ("running", me)
     assert jobs.reclaim(db) == []
 
