@@ -36,6 +36,8 @@ PYTHON_PLUGIN = os.environ.get(
 STORESCP_BINARY = os.environ.get("STORESCP_BINARY") or shutil.which("storescp") or "/usr/bin/storescp"
 #: Debian's DICOMweb plugin (package orthanc-dicomweb), for STOW-RS destinations in tests.
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+#: Debian's PostgreSQL index plugin (package orthanc-postgresql), for replicas on one index.
+POSTGRESQL_INDEX_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
 
 LOOPBACK = "127.0.0.1"
 PORT_IN_USE_MARKERS = ("already in use", "Address in use", "cannot listen")

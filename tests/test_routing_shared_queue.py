@@ -1,10 +1,11 @@
 """Two Orthanc replicas, one routing queue in PostgreSQL: a study both receive is delivered once.
 
-Each replica runs the plugin with "Gdpr.QueueDatabaseUrl" pointing at the same database. Each
-replica has its own SQLite *index* here (the shared queue is what this test is about); the Orthanc IDs
+Each replica runs the plugin with "Gdpr.QueueDatabaseUrl" pointing at the same database. In the
+first test each replica has its own SQLite index (a modality sending to both); the Orthanc IDs
 of a study are the same on both, so their stable-study events queue the same (rule, level,
 resource): the pending-unique index collapses them, SKIP LOCKED gives the job to one replica,
-and the shared delivery record stops a later twin from sending anything again.
+and the shared delivery record stops a later twin from sending anything again. In the second,
+both replicas run on one PostgreSQL index and one storage area, as a scaled-out deployment does.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import pydicom
 import pytest
 import sqlalchemy as sa
 
-from orthanc_server import StoreScp, make_ct_study, wait_for, write_rules
+from orthanc_server import (POSTGRESQL_INDEX_PLUGIN, PYTHON_PLUGIN, StoreScp, make_ct_study, wait_for,
+                            write_rules)
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +61,7 @@ def queue_rows(url: str) -> list[dict]:
         engine.dispose()
 
 
-def test_two_replicas_deliver_a_study_they_both_receive_once(orthanc_factory, scp, queue_url, tmp_path):
+def test_two_replicas_deliver_a_study_they_both_receive_once(queue_url, orthanc_factory, scp, tmp_path):
     rules = write_rules(tmp_path / "rules.json", {
         "name": "ct-research", "match": {"Modality": ["CT"]}, "destination": {"type": "modality", "name": "scp"},
         "profile": "research", "purpose": "research", "lawful_basis": "research"})
@@ -102,3 +104,36 @@ def test_two_replicas_deliver_a_study_they_both_receive_once(orthanc_factory, sc
     assert audit_sent == 12
     print(f"\n{len(rows)} job(s) for 3 studies received by 2 replicas ({len(workers)} worker(s)); "
           f"12 instances delivered once")
+
+
+def test_replicas_on_one_postgresql_index_share_the_routing_work(queue_url, orthanc_factory, scp, tmp_path):
+    """Two Orthancs on one PostgreSQL index (Debian's orthanc-postgresql) and one storage area:
+    studies sent to one replica are routed by whichever replica's worker claims the job, once."""
+    index_db = queue_url.rsplit("/", 1)[1]  # the index tables live beside the queue's
+    shared = {"Plugins": [PYTHON_PLUGIN, POSTGRESQL_INDEX_PLUGIN], "StorageDirectory": str(tmp_path / "storage"),
+              "PostgreSQL": {"EnableIndex": True, "EnableStorage": False, "Host": "127.0.0.1", "Port": 5432,
+                             "Database": index_db, "Username": "postgres", "Password": "", "Lock": False}}
+    rules = write_rules(tmp_path / "rules.json", {
+        "name": "ct-research", "match": {"Modality": ["CT"]}, "destination": {"type": "modality", "name": "scp"},
+        "profile": "research", "purpose": "research", "lawful_basis": "research"})
+    first = orthanc_factory(modalities={"scp": scp.as_modality()}, stable_age=1, extra=shared,
+                            gdpr={"RoutingRules": str(rules), "QueueDatabaseUrl": queue_url})
+    second = orthanc_factory(modalities={"scp": scp.as_modality()}, stable_age=1, extra=shared,
+                             gdpr={"RoutingRules": str(rules), "QueueDatabaseUrl": queue_url})
+    studies = [make_ct_study(3, patient_id=f"IDX-{n}") for n in range(6)]
+    for files in studies:
+        for f in files:
+            first.upload(f)
+    assert len(second.get_json("/studies")) == 6  # one index: the second replica sees them all
+
+    def settled():
+        rows = queue_rows(queue_url)
+        return rows if len(rows) >= 6 and all(r["status"] == "done" for r in rows) else None
+
+    rows = wait_for(settled, 90, message="every study routed")
+    received = scp.wait_for_files(18)
+    sops = [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in received]
+    assert len(received) == 18 and len(set(sops)) == 18  # 6 studies x 3 instances, each delivered once
+    assert len({r["resource"] for r in rows}) == 6 and len(rows) == 6  # one job per study
+    workers = {r["claimed_by"].split(":")[1] for r in rows}
+    print(f"\n6 studies routed by {len(workers)} replica worker(s) sharing one index and one queue")
