@@ -2,7 +2,8 @@
 
 Run on demand (not part of pytest)::
 
-    .venv/bin/python bench/bench_deidentify.py [--instances 1000] [--cache DIR] [--skip-orthanc] [--skip-dicognito]
+    .venv/bin/python bench/bench_deidentify.py [--instances 1000] [--cache DIR] [--runs N]
+                                               [--skip-orthanc] [--skip-dicognito]
 
 It generates (once, cached) uncompressed 512x512 CT instances with realistic headers (several
 patients, studies and series, a few sequences, private attributes), then times, in one run:
@@ -234,30 +235,54 @@ def bench_orthanc(files: list[Path], work: Path) -> Timing:
         log.close()
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--runs", type=int, default=1,
+                        help="rounds of all tools, one after the other (ratios are taken within a round)")
     parser.add_argument("--skip-orthanc", action="store_true")
     parser.add_argument("--skip-dicognito", action="store_true")
     args = parser.parse_args()
     files = generate(args.cache, args.instances)
     n = len(files)
-    load = f"{os.getloadavg()[0]:.2f}"
     print(f"corpus: {n} CT instances 512x512 in {args.cache} ({sum(f.stat().st_size for f in files) >> 20} MiB)")
-    timings: dict[str, Timing] = {}
-    with tempfile.TemporaryDirectory(prefix="orthanc-gdpr-bench-", dir=SCRATCH) as tmp:
-        work = Path(tmp)
-        timings["orthanc-gdpr"] = bench_ours(args.cache, work)
-        if not args.skip_dicognito:
-            timings["dicognito"] = bench_dicognito(args.cache, work)
-        if not args.skip_orthanc:
-            timings["Orthanc 1.10 anonymize"] = bench_orthanc(files, work)
-    ours = n / timings["orthanc-gdpr"][0]
-    print(f"load average before/after: {load} / {os.getloadavg()[0]:.2f} (2 cores: other load skews wall time)")
-    for name, (wall, cpu) in timings.items():
-        ratio = "" if name == "orthanc-gdpr" else f"   ours is {ours / (n / wall):.1f}x faster"
-        print(f"{name:24} {n / wall:8.0f} files/s  {1000 * cpu / n:6.1f} ms CPU/file{ratio}")
+    rounds: list[dict[str, Timing]] = []
+    for run in range(args.runs):
+        load = f"{os.getloadavg()[0]:.2f}"
+        timings: dict[str, Timing] = {}
+        with tempfile.TemporaryDirectory(prefix="orthanc-gdpr-bench-", dir=SCRATCH) as tmp:
+            work = Path(tmp)
+            timings["orthanc-gdpr"] = bench_ours(args.cache, work)
+            if not args.skip_dicognito:
+                timings["dicognito"] = bench_dicognito(args.cache, work)
+            if not args.skip_orthanc:
+                timings["Orthanc 1.10 anonymize"] = bench_orthanc(files, work)
+        rounds.append(timings)
+        ours = n / timings["orthanc-gdpr"][0]
+        heading = f"run {run + 1} of {args.runs}: " if args.runs > 1 else ""
+        print(f"{heading}load average before/after: {load} / {os.getloadavg()[0]:.2f} "
+              "(2 cores: other load skews wall time)")
+        for name, (wall, cpu) in timings.items():
+            ratio = "" if name == "orthanc-gdpr" else f"   ours is {ours / (n / wall):.1f}x faster"
+            print(f"{name:24} {n / wall:8.0f} files/s  {1000 * cpu / n:6.1f} ms CPU/file{ratio}")
+    if args.runs > 1:
+        print(f"over {args.runs} runs (median [min-max]):")
+        for name in rounds[0]:
+            speeds = [n / r[name][0] for r in rounds]
+            cpus = [1000 * r[name][1] / n for r in rounds]
+            line = (f"{name:24} {_median(speeds):8.0f} files/s [{min(speeds):.0f}-{max(speeds):.0f}]  "
+                    f"{_median(cpus):6.1f} ms CPU/file [{min(cpus):.1f}-{max(cpus):.1f}]")
+            if name != "orthanc-gdpr":
+                ratios = [r[name][0] / r["orthanc-gdpr"][0] for r in rounds]
+                line += f"   ours is {_median(ratios):.1f}x faster [{min(ratios):.1f}-{max(ratios):.1f}]"
+            print(line)
     return 0
 
 

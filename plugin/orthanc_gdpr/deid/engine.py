@@ -163,8 +163,7 @@ class _Instance:
         Only candidate elements are decoded: the others stay raw (and are written back as read).
         """
         table = self.engine.table
-        for tag in ds.keys():
-            tag = int(tag)
+        for tag in ds.keys():  # pydicom's own BaseTag keys: found by identity, no Tag() per access
             rule = table.lookup(tag)
             if rule is not None and rule.action == "K":
                 continue
@@ -186,8 +185,7 @@ class _Instance:
     def _dataset(self, dataset: Dataset, path: str, depth: int, clean: bool, stack: list) -> None:
         creators: dict[tuple[int, int], int] = {}
         kept_blocks: set[tuple[int, int]] = set()
-        for tag in list(dataset.keys()):
-            tag = int(tag)
+        for tag in list(dataset.keys()):  # BaseTag keys, as above
             group, element = tag >> 16, tag & 0xFFFF
             if element == 0:  # group length: recomputed (or dropped) on write
                 del dataset[tag]
