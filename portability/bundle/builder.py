@@ -1,9 +1,14 @@
 """Build a patient's portability bundle (ZIP) from Orthanc, with memory flat in study size.
 
-Each instance is streamed from ``/instances/{id}/file`` into a staging file (a few parallel
-requests); only its header is parsed. The DICOMDIR comes from pydicom's ``FileSet`` fed with
-header-only copies (so pydicom never copies pixel data), which also assigns the IHE PDI file IDs
-(8 upper-case characters, no extension). The ZIP is then written (ZIP_STORED for DICOM) to
+The instances are planned in DICOM order (study date, series number, instance number) and fetched
+from ``/instances/{id}/file`` by a few parallel requests, at most a small window ahead; each worker
+hashes the file (SHA-256 for SHA256SUMS, CRC-32 for the ZIP) while it arrives and parses its header
+only (``stop_before_pixels``), in memory (spilled to a staging file past ``SPILL`` bytes). In plan
+order, each instance then gets its directory records and IHE PDI File ID (``dicomdir.DicomDir``:
+8 upper-case characters per component, no extension) and is appended to the ZIP straight away
+(ZIP_STORED; ``zipwriter.ZipWriter`` writes each local header once, with the known CRC and
+sizes, and hashes the archive as it goes). The DICOMDIR, FHIR, INDEX.HTM, README, thumbnails (from
+Orthanc's ``/preview`` of one instance per series) and SHA256SUMS follow. The ZIP is written to
 ``OUT.partial`` and renamed into place only when complete; any failure removes the partial ZIP and
 the staging directory.
 """
@@ -16,21 +21,25 @@ import json
 import os
 import shutil
 import tempfile
-import zipfile
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import queue
+import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import pydicom
-from pydicom.fileset import FileSet
 
-from ..orthanc import OrthancClient, OrthancError, PatientNotFound
+from ..orthanc import OrthancClient, PatientNotFound
 from . import fhir
+from .dicomdir import DicomDir
 from .html import FHIR_README, index_htm, readme_txt
+from .zipwriter import ZipWriter
 
 CHUNK = 1 << 20
+SPILL = 4 << 20  # an instance larger than this is staged on disk while it waits for its turn
 THUMB = 160
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -78,38 +87,103 @@ def _plan(client: OrthancClient, *, patient_id, orthanc_patient, issuer_of_patie
         studies = kept
     if not studies:
         raise PatientNotFound("no studies for this patient (and issuer) in Orthanc")
+    # DICOM order, as the DICOMDIR, FHIR and INDEX.HTM list them: the File IDs follow it.
+    studies.sort(key=lambda s: (s["MainDicomTags"].get("StudyDate") or "",
+                                s["MainDicomTags"].get("StudyInstanceUID") or ""))
     instances = []  # (orthanc id, size, series orthanc id)
     for s in studies:
-        for se in client.study_series(s["ID"]):
-            for inst in client.series_instances(se["ID"]):
+        series = client.study_series(s["ID"])
+        series.sort(key=lambda se: (_num(se["MainDicomTags"].get("SeriesNumber")),
+                                    se["MainDicomTags"].get("SeriesInstanceUID") or ""))
+        for se in series:
+            members = client.series_instances(se["ID"])
+            members.sort(key=lambda i: (_num(i["MainDicomTags"].get("InstanceNumber")),
+                                        i["MainDicomTags"].get("SOPInstanceUID") or ""))
+            for inst in members:
                 instances.append((inst["ID"], int(inst.get("FileSize") or 0), se["ID"]))
     return patient, studies, instances
 
 
-def _download(client: OrthancClient, orthanc_id: str, dest: Path) -> dict:
-    with open(dest, "wb") as f:
-        for chunk in client.stream_instance(orthanc_id, CHUNK):
-            f.write(chunk)
-    ds = pydicom.dcmread(dest, stop_before_pixels=True)
-    return {"path": dest, "header": ds}
+def _num(v) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return 0
 
 
-# What pydicom's FileSet needs for PATIENT/STUDY/SERIES/IMAGE records (PS3.3 F.5), nothing more:
-# the DICOMDIR is built from tiny stand-ins, the real files are never rewritten.
-RECORD_KEYS = ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID",
-               "AccessionNumber", "StudyDescription", "SeriesInstanceUID", "Modality", "SeriesNumber",
-               "SOPInstanceUID", "SOPClassUID", "InstanceNumber", "SpecificCharacterSet")
+@dataclass
+class _Fetched:
+    """One downloaded instance: its bytes (``buf[:size]`` from the buffer pool, or in ``path``
+    past SPILL), its hashes and its header (no pixel data)."""
+    header: object
+    size: int
+    crc: int
+    sha256: str
+    buf: bytearray | None
+    path: Path | None
+
+    def data(self):
+        if self.path is None:
+            with memoryview(self.buf) as view:
+                yield view[:self.size]
+            return
+        with open(self.path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+
+    def discard(self, buffers) -> None:
+        if self.buf is not None:
+            buffers.put(self.buf)
+            self.buf = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
-def _record_source(ds):
-    from pydicom.dataset import Dataset, FileMetaDataset
+def _download(client: OrthancClient, orthanc_id: str, spill: Path, buffers) -> _Fetched:
+    """Fetch one instance into a buffer of the pool (one per download in the window, reused:
+    no per-file allocation, so the heap does not fragment), hashing it on the way."""
+    h, crc, size = hashlib.sha256(), 0, 0
+    buf = buffers.get()
+    f = None
+    try:
+        for chunk in client.stream_instance(orthanc_id, CHUNK, reuse=True):
+            h.update(chunk)  # hashlib and zlib release the GIL on large buffers
+            crc = zlib.crc32(chunk, crc)
+            if f is None and size + len(chunk) > SPILL:
+                f = open(spill, "wb")
+                f.write(memoryview(buf)[:size])
+            if f is not None:
+                f.write(chunk)
+            else:
+                buf[size:size + len(chunk)] = chunk  # grows the buffer up to SPILL at most
+            size += len(chunk)
+        if f is None:  # a transient copy: pydicom reads element by element, BytesIO is C
+            with memoryview(buf) as view:
+                copy = io.BytesIO(view[:size])
+            header = pydicom.dcmread(copy, stop_before_pixels=True)
+            del copy
+        else:
+            f.close()
+            buffers.put(buf)
+            buf = None
+            header = pydicom.dcmread(spill, stop_before_pixels=True)
+    except BaseException:
+        if f is not None:
+            f.close()
+        if buf is not None:
+            buffers.put(buf)
+        raise
+    return _Fetched(header, size, crc, h.hexdigest(), buf, spill if f is not None else None)
 
-    small = Dataset()
-    for k in RECORD_KEYS:
-        if k in ds:
-            small[k] = ds[k]
-    small.file_meta = FileMetaDataset(ds.file_meta)
-    return small
+
+def _preview(client: OrthancClient, orthanc_id: str) -> bytes | None:
+    png = client.preview_png(orthanc_id)
+    if not png:
+        return None
+    try:
+        return _thumbnail(png)
+    except Exception:  # an undecodable preview: no thumbnail for that series
+        return None
 
 
 def _thumbnail(png: bytes) -> bytes:
@@ -145,6 +219,7 @@ def build_bundle(client: OrthancClient, out: str | os.PathLike, *, patient_id: s
         partial.unlink(missing_ok=True)
         raise
     finally:
+        client.close()  # the per-thread download connections
         shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -159,142 +234,128 @@ def _build(client, out, partial, staging, report, *, patient_id, orthanc_patient
     if free < need:
         raise DiskFull(f"not enough disk space in {out.parent}: {need >> 20} MiB needed, {free >> 20} MiB free")
 
+    now = datetime.now(timezone.utc)
+    stamp = now.timetuple()[:6]
     raw = staging / "raw"
     raw.mkdir()
-    fs = FileSet()
-    fs.ID = "GDPRCOPY"
+    dicomdir = DicomDir("GDPRCOPY", alphanumeric=total > 10 ** 6)
     meta: dict[str, dict] = {}  # SOPInstanceUID -> small dict
-    staged: dict[str, Path] = {}
     patient_tags: dict[str, str] = {}
-    series_members: dict[str, list[tuple[int, str]]] = {}  # series orthanc id -> (number, orthanc instance id)
+    sums: list[tuple[str, str]] = []  # (sha256, name) in ZIP order
+    # Thumbnails: the middle instance of each series (in plan order), through Orthanc's /preview.
+    series_order: dict[str, list[str]] = {}
+    for oid, _, series in instances:
+        series_order.setdefault(series, []).append(oid)
+    thumb_of = {series: oids[len(oids) // 2] for series, oids in series_order.items()}
+    series_uid: dict[str, str] = {}  # series orthanc id -> SeriesInstanceUID
+    window = max(1, workers) * 3  # downloads in flight or waiting: memory stays flat
+    buffers: queue.SimpleQueue = queue.SimpleQueue()  # one buffer per download of the window
+    for _ in range(window):
+        buffers.put(bytearray())
+
     report("downloading", 0, total)
-    done = 0
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(_download, client, oid, raw / f"{i:08d}"): (oid, series)
-                   for i, (oid, _, series) in enumerate(instances)}
+    with open(partial, "wb") as out_file, \
+            ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="bundle") as pool:
+        zw = ZipWriter(out_file, stamp)
+        previews = {series: pool.submit(_preview, client, oid) for series, oid in thumb_of.items()}
+        pending: deque = deque()
+        todo = iter(enumerate(instances))
+
+        def refill() -> None:
+            while len(pending) < window:
+                nxt = next(todo, None)
+                if nxt is None:
+                    return
+                i, (oid, _, series) = nxt
+                pending.append((series, pool.submit(_download, client, oid, raw / f"{i:08d}", buffers)))
+
         try:
-            for fut in as_completed(futures):
-                oid, series = futures[fut]
+            refill()
+            done = 0
+            while pending:
+                series, fut = pending.popleft()
                 got = fut.result()
-                ds = got["header"]
-                uid = str(ds.SOPInstanceUID)
-                if uid in staged:  # the same SOP instance twice: keep one
-                    got["path"].unlink()
-                else:
-                    staged[uid] = got["path"]
+                refill()
+                ds = got.header
+                try:
+                    added = dicomdir.add(ds)
+                except ValueError as e:
+                    raise BundleError(f"instance {ds.get('SOPInstanceUID')} cannot be listed in the "
+                                      f"DICOMDIR: {e}") from e
+                if added:  # else the same SOP instance twice: keep one
+                    uid = str(ds.SOPInstanceUID)
                     if not patient_tags:
                         patient_tags = {k: _s(ds, k) for k in PATIENT_KEYS}
                     meta[uid] = {k: _s(ds, k) for k in (
                         "StudyInstanceUID", "StudyDate", "StudyTime", "StudyDescription",
                         "SeriesInstanceUID", "SeriesNumber", "Modality", "SeriesDescription",
                         "BodyPartExamined", "SOPInstanceUID", "SOPClassUID", "InstanceNumber")}
-                    number = int(ds.get("InstanceNumber") or 0) if str(ds.get("InstanceNumber") or "0").lstrip("-").isdigit() else 0
-                    series_members.setdefault(series, []).append((number, oid, meta[uid]["SeriesInstanceUID"]))
-                    fs.add(_record_source(ds))  # a few attributes only: pydicom stages a tiny file
+                    series_uid.setdefault(series, meta[uid]["SeriesInstanceUID"])
+                    name = dicomdir.file_id(uid)
+                    zw.add(name, got.size, got.crc, got.data())
+                    sums.append((got.sha256, name))
+                got.discard(buffers)
                 done += 1
                 report("downloading", done, total)
+
+            report("thumbnails", 0, len(previews))
+            thumbs: dict[str, str] = {}
+            thumb_files: list[tuple[str, bytes]] = []
+            for n, series in enumerate(previews):  # plan order
+                png = previews[series].result()
+                if png and series in series_uid:
+                    name = f"IHE_PDI/S{len(thumb_files) + 1:04d}.PNG"
+                    thumb_files.append((name, png))
+                    thumbs[series_uid[series]] = name
+                report("thumbnails", n + 1, len(previews))
         except BaseException:
-            for f in futures:
-                f.cancel()
+            for _, fut in pending:
+                fut.cancel()
+            for fut in previews.values():
+                fut.cancel()
             raise
 
-    # Thumbnails: the middle instance of each series, through Orthanc's /preview.
-    report("thumbnails", 0, len(series_members))
-    thumbs: dict[str, str] = {}
-    thumb_files: list[tuple[str, bytes]] = []
-    for n, (series, members) in enumerate(sorted(series_members.items(), key=lambda kv: kv[1][0][2])):
-        members.sort()
-        _, oid, series_uid = members[len(members) // 2]
-        png = client.preview_png(oid)
-        if png:
-            try:
-                name = f"IHE_PDI/S{len(thumb_files) + 1:04d}.PNG"
-                thumb_files.append((name, _thumbnail(png)))
-                thumbs[series_uid] = name
-            except Exception:  # an undecodable preview: no thumbnail for that series
-                pass
-        report("thumbnails", n + 1, len(series_members))
+        report("dicomdir", 0, 1)
+        dicomdir_bytes = dicomdir.to_bytes()
 
-    report("dicomdir", 0, 1)
-    fs_root = staging / "fileset"
-    fs.write(fs_root)
-    file_ids = {inst.SOPInstanceUID: inst.FileID.replace(os.sep, "/") for inst in fs}
+        # Study / series tree for FHIR and INDEX.HTM, in DICOM order.
+        tree: dict[str, dict] = {}
+        for uid, m in meta.items():
+            st = tree.setdefault(m["StudyInstanceUID"], {k: m[k] for k in (
+                "StudyInstanceUID", "StudyDate", "StudyTime", "StudyDescription")} | {"series": {}})
+            se = st["series"].setdefault(m["SeriesInstanceUID"], {k: m[k] for k in (
+                "SeriesInstanceUID", "SeriesNumber", "Modality", "SeriesDescription", "BodyPartExamined")}
+                | {"instances": []})
+            se["instances"].append({k: m[k] for k in ("SOPInstanceUID", "SOPClassUID", "InstanceNumber")})
 
-    # Study / series tree for FHIR and INDEX.HTM, in DICOM order.
-    tree: dict[str, dict] = {}
-    for uid, m in meta.items():
-        st = tree.setdefault(m["StudyInstanceUID"], {k: m[k] for k in (
-            "StudyInstanceUID", "StudyDate", "StudyTime", "StudyDescription")} | {"series": {}})
-        se = st["series"].setdefault(m["SeriesInstanceUID"], {k: m[k] for k in (
-            "SeriesInstanceUID", "SeriesNumber", "Modality", "SeriesDescription", "BodyPartExamined")}
-            | {"instances": []})
-        se["instances"].append({k: m[k] for k in ("SOPInstanceUID", "SOPClassUID", "InstanceNumber")})
+        study_list = []
+        for st in sorted(tree.values(), key=lambda s: (s["StudyDate"] or "", s["StudyInstanceUID"])):
+            series = sorted(st["series"].values(), key=lambda s: (_num(s["SeriesNumber"]), s["SeriesInstanceUID"]))
+            for se in series:
+                se["instances"].sort(key=lambda i: (_num(i["InstanceNumber"]), i["SOPInstanceUID"]))
+            study_list.append(st | {"series": series})
 
-    def num(v):
-        try:
-            return int(v)
-        except (TypeError, ValueError):
-            return 0
+        issued = now.strftime("%Y-%m-%d")
+        docs: list[tuple[str, bytes]] = [("DICOMDIR", dicomdir_bytes)]
+        for version in ("R5", "R4B"):
+            b = fhir.build(patient_tags, study_list, issuer=issuer, version=version, created=now)
+            fhir.validate(b, version)
+            docs.append((f"FHIR/{version}.JSON", json.dumps(b, indent=1, ensure_ascii=False).encode()))
+        docs.append(("FHIR/README.TXT", FHIR_README.encode()))
+        docs.append(("INDEX.HTM", index_htm(patient_tags, study_list, thumbs, issuer=issuer, issued=issued).encode()))
+        docs.append(("README.TXT", readme_txt(patient_tags, study_list, issuer=issuer, issued=issued).encode()))
+        docs.extend(thumb_files)
 
-    study_list = []
-    for st in sorted(tree.values(), key=lambda s: (s["StudyDate"] or "", s["StudyInstanceUID"])):
-        series = sorted(st["series"].values(), key=lambda s: (num(s["SeriesNumber"]), s["SeriesInstanceUID"]))
-        for se in series:
-            se["instances"].sort(key=lambda i: (num(i["InstanceNumber"]), i["SOPInstanceUID"]))
-        study_list.append(st | {"series": series})
-
-    now = datetime.now(timezone.utc)
-    issued = now.strftime("%Y-%m-%d")
-    docs: list[tuple[str, bytes]] = []
-    for version in ("R5", "R4B"):
-        b = fhir.build(patient_tags, study_list, issuer=issuer, version=version, created=now)
-        fhir.validate(b, version)
-        docs.append((f"FHIR/{version}.JSON", json.dumps(b, indent=1, ensure_ascii=False).encode()))
-    docs.append(("FHIR/README.TXT", FHIR_README.encode()))
-    docs.append(("INDEX.HTM", index_htm(patient_tags, study_list, thumbs, issuer=issuer, issued=issued).encode()))
-    docs.append(("README.TXT", readme_txt(patient_tags, study_list, issuer=issuer, issued=issued).encode()))
-    docs.extend(thumb_files)
-
-    report("packing", 0, len(staged))
-    sums: list[tuple[str, str]] = []
-    stamp = now.timetuple()[:6]
-
-    def add_file(zf: zipfile.ZipFile, name: str, src: Path) -> None:
-        h = hashlib.sha256()
-        info = zipfile.ZipInfo(name, stamp)
-        info.compress_type = zipfile.ZIP_STORED
-        info.file_size = src.stat().st_size
-        with open(src, "rb") as f, zf.open(info, "w", force_zip64=info.file_size > 0x7FFF0000) as dst:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-                dst.write(chunk)
-        sums.append((h.hexdigest(), name))
-
-    def add_bytes(zf: zipfile.ZipFile, name: str, data: bytes, compress: bool = True) -> None:
-        info = zipfile.ZipInfo(name, stamp)
-        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        zf.writestr(info, data)
-        sums.append((hashlib.sha256(data).hexdigest(), name))
-
-    with open(partial, "wb") as raw_out:
-        with zipfile.ZipFile(raw_out, "w", allowZip64=True) as zf:
-            add_file(zf, "DICOMDIR", fs_root / "DICOMDIR")
-            for n, (uid, path) in enumerate(sorted(staged.items(), key=lambda kv: file_ids[kv[0]])):
-                add_file(zf, file_ids[uid], path)
-                path.unlink()  # staging shrinks as the ZIP grows
-                report("packing", n + 1, len(staged))
-            for name, data in docs:
-                add_bytes(zf, name, data, compress=not name.endswith(".PNG"))
-            listing = "".join(f"{h}  {name}\n" for h, name in sums).encode()
-            info = zipfile.ZipInfo("SHA256SUMS", stamp)
-            zf.writestr(info, listing)
-        raw_out.flush()
-        os.fsync(raw_out.fileno())
-    h = hashlib.sha256()
-    with open(partial, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
+        report("packing", 0, len(docs))
+        for n, (name, data) in enumerate(docs):
+            zw.add_bytes(name, data, compress=not name.endswith(".PNG") and name != "DICOMDIR")
+            sums.append((hashlib.sha256(data).hexdigest(), name))
+            report("packing", n + 1, len(docs))
+        zw.add_bytes("SHA256SUMS", "".join(f"{h}  {name}\n" for h, name in sums).encode(), compress=False)
+        zw.close()
+        out_file.flush()
+        os.fsync(out_file.fileno())
     os.replace(partial, out)
-    report("done", len(staged), len(staged))
-    return BundleResult(path=out, size=out.stat().st_size, sha256=h.hexdigest(), instances=len(staged),
+    report("done", len(meta), len(meta))
+    return BundleResult(path=out, size=zw.size, sha256=zw.sha256.hexdigest(), instances=len(meta),
                         studies=len(study_list), files=[n for _, n in sums] + ["SHA256SUMS"])
