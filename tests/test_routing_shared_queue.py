@@ -10,7 +10,6 @@ both replicas run on one PostgreSQL index and one storage area, as a scaled-out 
 from __future__ import annotations
 
 import time
-import uuid
 
 import pydicom
 import pytest
@@ -18,27 +17,15 @@ import sqlalchemy as sa
 
 from orthanc_server import (POSTGRESQL_INDEX_PLUGIN, PYTHON_PLUGIN, StoreScp, make_ct_study, wait_for,
                             write_rules)
+from pg import throwaway_database
 
 pytestmark = pytest.mark.integration
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
 @pytest.fixture
 def queue_url():
-    name = f"routing_queue_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"PostgreSQL unreachable on 127.0.0.1:5432: {e}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """A throw-away PostgreSQL database for the shared queue (plain libpq URL)."""
+    with throwaway_database("routing_queue") as url:
+        yield url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ import requests
 import sqlalchemy as sa
 
 from orthanc_server import REPO, free_port, make_ct_study
+from pg import throwaway_database
 
 pytestmark = pytest.mark.integration
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DPO = ("dora", "dora-" + uuid.uuid4().hex)
 PATIENTS = [f"SCALE-{i}" for i in range(4)]
 
@@ -36,19 +36,8 @@ PATIENTS = [f"SCALE-{i}" for i in range(4)]
 @pytest.fixture
 def pg_url():
     """A throw-away PostgreSQL database (dropped afterwards)."""
-    name = f"scale_out_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"PostgreSQL unreachable on 127.0.0.1:5432: {e}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("scale_out") as url:
+        yield url
 
 
 class Service:
