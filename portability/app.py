@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from . import audit
 from .db import Database
 from .errors import install_handlers
-from .jobs import Worker
-from .rights import RightsWorker
+from .jobs import bundle_worker
+from .rights import rights_worker
 from .orthanc import OrthancClient
 from .routers import audit as audit_router
 from .routers import consents, downloads, jobs, links, rectifications, requests
@@ -30,19 +30,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db.migrate()
         app.state.db = db
         audit.configure(audit.AuditSink(db))
-        worker = Worker(db, settings, app.state.make_client) if settings.worker else None
-        app.state.worker = worker
-        rights_worker = RightsWorker(db, settings, app.state.make_client) if settings.worker else None
-        app.state.rights_worker = rights_worker
-        if worker:
+        workers = ([bundle_worker(db, settings, app.state.make_client),
+                    rights_worker(db, settings, app.state.make_client)] if settings.worker else [])
+        app.state.worker, app.state.rights_worker = workers or (None, None)
+        for worker in workers:
             worker.start()
-            rights_worker.start()
         try:
             yield
         finally:
-            if worker:
+            for worker in workers:
                 worker.stop()
-                rights_worker.stop()
             db.dispose()
 
     app = FastAPI(title="orthanc-gdpr portability service", version="0.1.0", lifespan=lifespan)

@@ -292,32 +292,39 @@ def run_job(db, settings, make_client, job_id: int) -> None:
                  sha256=result.sha256, instances=result.instances)
 
 
-class Worker(threading.Thread):
-    def __init__(self, db, settings, make_client, reclaim_seconds: float = 5.0) -> None:
-        super().__init__(name="portability-worker", daemon=True)
+class LeaseWorker(threading.Thread):
+    """Claims the jobs of one leased queue and runs them; reclaims orphans as it goes.
+
+    ``run(db, settings, make_client, job_id)`` does one job. A job whose run raises stays
+    ``running`` and is reclaimed once its lease is released.
+    """
+
+    def __init__(self, label: str, queue: LeasedQueue, run, db, settings, make_client,
+                 reclaim_seconds: float = 5.0) -> None:
+        super().__init__(name=f"{label}-worker", daemon=True)
+        self.queue, self.run_one = queue, run
         self.db, self.settings, self.make_client = db, settings, make_client
-        self.reclaim_seconds = reclaim_seconds
         self.stopping = threading.Event()
         self.wake = threading.Event()
-        self.ident_str = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self._reclaim = Reclaimer(BUNDLE_JOBS, db, reclaim_seconds)
+        self.ident_str = f"{socket.gethostname()}:{os.getpid()}:{label}:{id(self):x}"
+        self._reclaim = Reclaimer(queue, db, reclaim_seconds)
 
     def run(self) -> None:
         while not self.stopping.is_set():
             self._reclaim()
             try:
-                lease = claim_lease(self.db, self.ident_str)
+                lease = self.queue.claim(self.db, self.ident_str)
             except Exception:  # noqa: BLE001 - DB hiccup: try again later
-                log.exception("claim failed")
+                log.exception("%s: claim failed", self.name)
                 lease = None
             if lease is None:
                 self.wake.wait(self.settings.worker_poll_seconds)
                 self.wake.clear()
                 continue
             try:
-                run_job(self.db, self.settings, self.make_client, lease.job_id)
+                self.run_one(self.db, self.settings, self.make_client, lease.job_id)
             except Exception:  # noqa: BLE001 - keep the worker alive; the job, still running, is reclaimed
-                log.exception("job %s crashed", lease.job_id)
+                log.exception("%s: job %s crashed", self.name, lease.job_id)
             finally:
                 lease.release()
 
@@ -325,3 +332,8 @@ class Worker(threading.Thread):
         self.stopping.set()
         self.wake.set()
         self.join(timeout=30)
+
+
+def bundle_worker(db, settings, make_client, reclaim_seconds: float = 5.0) -> LeaseWorker:
+    """The bundle-job worker."""
+    return LeaseWorker("bundle", BUNDLE_JOBS, run_job, db, settings, make_client, reclaim_seconds)

@@ -14,11 +14,7 @@ keeping UIDs with an unchanged PatientID is refused up front.)
 from __future__ import annotations
 
 import io
-import json
 import logging
-import os
-import socket
-import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +22,7 @@ from sqlalchemy import select
 
 from . import audit, chain
 from .errors import Conflict, ServiceError
-from .jobs import Lease, LeasedQueue, Reclaimer
+from .jobs import Lease, LeasedQueue, LeaseWorker
 from .models import (ErasedPseudonym, Erasure, PatientLock, PortabilityRequest, RecipientNotice, Rectification,
                      RightsJob, utcnow)
 from .orthanc import OrthancError, PatientNotFound
@@ -642,38 +638,6 @@ def run_job(db, settings, make_client, job_id: int) -> None:
         j.status, j.finished_at, j.error = "done", utcnow(), None
 
 
-class RightsWorker(threading.Thread):
-    def __init__(self, db, settings, make_client, reclaim_seconds: float = 5.0) -> None:
-        super().__init__(name="rights-worker", daemon=True)
-        self.db, self.settings, self.make_client = db, settings, make_client
-        self.stopping, self.wake = threading.Event(), threading.Event()
-        self.ident_str = f"{socket.gethostname()}:{os.getpid()}:rights:{id(self):x}"
-        self._reclaim = Reclaimer(RIGHTS_JOBS, db, reclaim_seconds)
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            self._reclaim()
-            try:
-                lease = claim(self.db, self.ident_str)
-            except Exception:  # noqa: BLE001
-                log.exception("claim failed")
-                lease = None
-            if lease is None:
-                self.wake.wait(self.settings.worker_poll_seconds)
-                self.wake.clear()
-                continue
-            try:
-                run_job(self.db, self.settings, self.make_client, lease.job_id)
-            except Exception:  # noqa: BLE001 - keep the worker alive; a job left running is reclaimed
-                log.exception("rights job %s crashed", lease.job_id)
-            finally:
-                lease.release()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.wake.set()
-        self.join(timeout=30)
-
-
-def jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+def rights_worker(db, settings, make_client, reclaim_seconds: float = 5.0) -> LeaseWorker:
+    """The worker that applies approved rectifications and granted erasures."""
+    return LeaseWorker("rights", RIGHTS_JOBS, run_job, db, settings, make_client, reclaim_seconds)

@@ -178,7 +178,7 @@ CLAIMER = textwrap.dedent("""
 
 
 def run_worker_until(db, settings, done, timeout: float = 30) -> None:
-    worker = rights.RightsWorker(db, settings, make_client=lambda: None, reclaim_seconds=0.1)
+    worker = rights.rights_worker(db, settings, make_client=lambda: None, reclaim_seconds=0.1)
     worker.start()
     try:
         deadline = time.monotonic() + timeout
