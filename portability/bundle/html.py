@@ -39,7 +39,7 @@ def index_htm(patient: dict, studies: list[dict], thumbs: dict[str, str], *, iss
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>Your medical images / Ihre medizinischen Bilder — {e(name)}</title>",
         f"<style>{CSS}</style></head><body>",
-        f"<h1>Your medical images <span lang=\"de\">/ Ihre medizinischen Bilder</span></h1>",
+        '<h1>Your medical images <span lang="de">/ Ihre medizinischen Bilder</span></h1>',
         '<table>',
         f"<tr><th>Patient / Patient(in)</th><td>{e(name)}</td></tr>",
         f"<tr><th>Patient ID / Patienten-ID</th><td>{e(patient.get('PatientID'))}</td></tr>",
