@@ -10,21 +10,11 @@ import requests
 
 from orthanc_gdpr.deid import Deidentifier, Keyring, deidentify_bytes, load_key, load_profile
 from orthanc_server import PHI_ID, PHI_NAME, make_ct_study
-
-PHI_STRINGS = [PHI_NAME, *PHI_NAME.split("^"), PHI_ID]
+from test_routing import PHI_STRINGS, assert_no_phi, original_uids
 
 
 def forbidden_values(files: list[bytes]) -> set[str]:
-    values = set(PHI_STRINGS)
-    for data in files:
-        ds = pydicom.dcmread(io.BytesIO(data))
-        values |= {ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.FrameOfReferenceUID}
-    return values
-
-
-def assert_clean(data: bytes, forbidden: set[str], where: str) -> None:
-    for s in forbidden:
-        assert s.encode() not in data, f"{where}: original value {s!r} found"
+    return set(PHI_STRINGS) | original_uids(files)
 
 
 def test_deidentified_study_series_and_instance_downloads_are_clean_and_audited(orthanc_factory):
@@ -49,27 +39,27 @@ def test_deidentified_study_series_and_instance_downloads_are_clean_and_audited(
         got = set()
         for n in dicoms:
             data = zf.read(n)
-            assert_clean(data, forbidden, n)
-            assert_clean(n.encode(), forbidden, "file name")
+            assert_no_phi(data, forbidden, n)
+            assert_no_phi(n.encode(), forbidden, "file name")
             ds = pydicom.dcmread(io.BytesIO(data))
             assert ds.PatientIdentityRemoved == "YES" and ds.PatientID != PHI_ID
             got.add(str(ds.SOPInstanceUID))
         assert got == expected  # the same key and profile give the engine's local result
         report = json.loads(zf.read("deidentification-report.json"))
         assert report["profile"] == "research"
-        assert_clean(zf.read("deidentification-report.json"), forbidden, "report")
+        assert_no_phi(zf.read("deidentification-report.json"), forbidden, "report")
 
     r = server.get(f"/gdpr/series/{series[0]}/archive")  # default profile: basic
     assert r.status_code == 200, r.text
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
         assert len([n for n in zf.namelist() if n.endswith(".dcm")]) == 2
         for n in zf.namelist():
-            assert_clean(zf.read(n), forbidden, n)
+            assert_no_phi(zf.read(n), forbidden, n)
 
     r = server.get(f"/gdpr/instances/{ids[0]}/file", params={"profile": "research"})
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"].startswith("application/dicom")
-    assert_clean(r.content, forbidden, "instance file")
+    assert_no_phi(r.content, forbidden, "instance file")
     assert pydicom.dcmread(io.BytesIO(r.content)).PatientIdentityRemoved == "YES"
 
     assert server.get_json("/gdpr/profiles") == {"download": ["basic", "research"], "default": "basic",
@@ -88,7 +78,7 @@ def test_deidentified_study_series_and_instance_downloads_are_clean_and_audited(
         ("studies", "research", 4), ("series", "basic", 2), ("instances", "research", 1)]
     assert all(d["user"] == server.username for d in downloads)
     assert any(r["event"] == "download.refused" for r in server.audit_records)
-    assert_clean((server.state_dir / "audit.jsonl").read_bytes(), forbidden, "audit log")
+    assert_no_phi((server.state_dir / "audit.jsonl").read_bytes(), forbidden, "audit log")
 
 
 def test_restricted_identified_export_blocks_other_users_but_not_deidentified_downloads(orthanc_factory):
@@ -112,7 +102,7 @@ def test_restricted_identified_export_blocks_other_users_but_not_deidentified_do
     assert ours.status_code == 200
     with zipfile.ZipFile(io.BytesIO(ours.content)) as zf:
         for n in zf.namelist():
-            assert_clean(zf.read(n), forbidden_values(files), n)
+            assert_no_phi(zf.read(n), forbidden_values(files), n)
 
     r = server.get(f"/studies/{study}/archive")  # the admin keeps the plain, identified archive
     assert r.status_code == 200
@@ -135,7 +125,7 @@ def test_downloaded_instance_does_not_carry_the_original_preamble(orthanc_factor
     iid = server.upload(bytes(data))
     r = server.get(f"/gdpr/instances/{iid}/file")
     assert r.status_code == 200
-    assert_clean(r.content, set(PHI_STRINGS), "instance file")
+    assert_no_phi(r.content, set(PHI_STRINGS), "instance file")
 
 
 # --------------------------------------------------------------- consent registry (Art. 18 / 21)

@@ -26,6 +26,7 @@ from portability import audit, chain, rights
 from portability.db import Database
 from portability.models import RightsJob, aware, utcnow
 
+from leases import dead_pid, reclaim_soon
 from pg import throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,12 +57,6 @@ def me(tag: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:rights:{tag}"
 
 
-def dead_pid() -> int:
-    p = subprocess.Popen(["true"])
-    p.wait()
-    return p.pid
-
-
 def job(db, job_id: int) -> RightsJob:
     with db.session() as s:
         return s.get(RightsJob, job_id)
@@ -69,15 +64,6 @@ def job(db, job_id: int) -> RightsJob:
 
 def events(db, name: str) -> list[dict]:
     return [r for r in chain.records(db) if r["event"] == name]
-
-
-def reclaim_soon(db, timeout: float = 10) -> list[int]:
-    """Reclaim; on PostgreSQL the server ends a closed session's backend (and frees its locks)
-    shortly after, not at once: try again for a moment."""
-    deadline = time.monotonic() + timeout
-    while not (found := rights.reclaim(db)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return found
 
 
 def test_a_live_lease_is_kept_and_a_dead_one_is_reclaimed(db):
@@ -95,7 +81,7 @@ def test_a_live_lease_is_kept_and_a_dead_one_is_reclaimed(db):
     else:  # SQLite: one host; the claimer's pid tells whether it is alive
         gone = rights.claim(db, f"{socket.gethostname()}:{dead_pid()}:rights:gone")
         assert gone is not None and gone.job_id == second
-    assert reclaim_soon(db) == [second]
+    assert reclaim_soon(rights.reclaim, db) == [second]
     j = job(db, second)
     assert (j.status, j.claimed_by, j.attempts) == ("retrying", None, 1)  # the lost attempt counts
     assert aware(j.next_attempt_at) <= utcnow()  # due at once: no back-off for a crash

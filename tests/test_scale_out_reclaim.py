@@ -9,14 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
-import time
 
 import pytest
 
 from portability import audit, chain, jobs
 from portability.db import Database
 from portability.models import Job, PortabilityRequest, utcnow
+from leases import dead_pid, reclaim_soon
 from pg import throwaway_database
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -51,20 +50,6 @@ def status(db, job_id: int) -> tuple[str, str | None]:
         return job.status, job.claimed_by
 
 
-def reclaim_soon(db, timeout: float = 10) -> list[int]:
-    """Reclaim; PostgreSQL frees a closed session's locks shortly after the close, not at once."""
-    deadline = time.monotonic() + timeout
-    while not (found := jobs.reclaim(db)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return found
-
-
-def dead_pid() -> int:
-    p = subprocess.Popen(["true"])
-    p.wait()
-    return p.pid
-
-
 def test_a_live_lease_is_kept_and_a_dead_one_is_reclaimed(db):
     first, second = queue_jobs(db, 2)
     me = f"{socket.gethostname()}:{os.getpid()}:live"
@@ -79,7 +64,7 @@ def test_a_live_lease_is_kept_and_a_dead_one_is_reclaimed(db):
     else:  # SQLite: one host; the claimer's pid tells whether it is alive
         gone = jobs.claim_lease(db, f"{socket.gethostname()}:{dead_pid()}:gone")
         assert gone is not None and gone.job_id == second
-    assert reclaim_soon(db) == [second]
+    assert reclaim_soon(jobs.reclaim, db) == [second]
     assert status(db, second) == ("queued", None) and status(db, first) == ("running", me)
     assert jobs.reclaim(db) == []
 
