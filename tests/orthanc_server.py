@@ -23,7 +23,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import requests
 
@@ -131,6 +131,20 @@ class _Process:
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file = None
+
+    def _start_retrying(self, attempts: int, choose_ports: Callable[[], bool]):
+        """Start, retrying on a port collision: ``choose_ports()`` picks fresh free ports (True)
+        or keeps fixed ones (False: then wait a moment before trying the same ports again)."""
+        for attempt in range(attempts):
+            if not choose_ports() and attempt:
+                time.sleep(0.5)
+            try:
+                self._start_once()
+                return self
+            except PortInUse:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     @property
     def pid(self) -> int:
@@ -358,21 +372,17 @@ class OrthancServer(_Process):
         if self.running:
             return self
         keep_ports = self.http_port is not None
-        for attempt in range(attempts):
-            if not keep_ports:
-                self.http_port = free_port()
+
+        def ports() -> bool:
+            if keep_ports:  # restart(): the old socket may linger a moment
+                return False
+            self.http_port = free_port()
+            self.dicom_port = free_port()
+            while self.dicom_port == self.http_port:
                 self.dicom_port = free_port()
-                while self.dicom_port == self.http_port:
-                    self.dicom_port = free_port()
-            try:
-                self._start_once()
-                return self
-            except PortInUse:
-                if attempt == attempts - 1:
-                    raise
-                if keep_ports:  # restart(): the old socket may linger a moment
-                    time.sleep(0.5)
-        raise AssertionError("unreachable")
+            return True
+
+        return self._start_retrying(attempts, ports)
 
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
@@ -489,18 +499,14 @@ class StoreScp(_Process):
         if self.running:
             return self
         fixed = getattr(self, "_fixed_port", False)
-        for attempt in range(attempts):
-            if not fixed or self.port is None:
-                self.port = free_port()
-            elif attempt:
-                time.sleep(0.5)
-            try:
-                self._start_once()
-                return self
-            except PortInUse:
-                if attempt == attempts - 1:
-                    raise
-        raise AssertionError("unreachable")
+
+        def ports() -> bool:
+            if fixed and self.port is not None:
+                return False
+            self.port = free_port()
+            return True
+
+        return self._start_retrying(attempts, ports)
 
     def _start_once(self) -> None:
         offset = self._log_size()
