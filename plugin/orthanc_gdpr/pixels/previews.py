@@ -5,22 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw
 from pydicom.dataset import Dataset
 
-from .codecs import decode
 from .masks import Box
-from .ocr import to_gray8
+from .render import Window, frames, to_8bit
 
 
-def _first_frame(ds: Dataset) -> Image.Image:
-    frame = decode(ds)[0]
-    if frame.ndim == 3:
-        return Image.fromarray(frame.astype(np.uint8) if frame.dtype == np.uint8 else to_gray8(frame)).convert("RGB")
-    if ds.get("PhotometricInterpretation") == "MONOCHROME1":
-        return Image.fromarray(255 - to_gray8(frame)).convert("RGB")
-    return Image.fromarray(to_gray8(frame)).convert("RGB")
+def _first_frame(ds: Dataset, window: Window | None = None) -> tuple[Image.Image, Window | None]:
+    pixels, used = to_8bit(ds, frames(ds)[0], window)
+    return Image.fromarray(pixels).convert("RGB"), used
 
 
 def previews(before_ds: Dataset, after_ds: Dataset, boxes: list[Box], out_dir: Path) -> list[Path]:
@@ -30,12 +24,12 @@ def previews(before_ds: Dataset, after_ds: Dataset, boxes: list[Box], out_dir: P
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = str(after_ds.get("SOPInstanceUID", "instance"))
-    before = _first_frame(before_ds)
+    before, window = _first_frame(before_ds)
     draw = ImageDraw.Draw(before)
     for x0, y0, x1, y1 in boxes:
         draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=(255, 0, 0), width=2)
     paths = [out_dir / f"{stem}-before.png", out_dir / f"{stem}-after.png", out_dir / f"{stem}-boxes.json"]
     before.save(paths[0])
-    _first_frame(after_ds).save(paths[1])
+    _first_frame(after_ds, window)[0].save(paths[1])  # the same window, so masks show as masks
     paths[2].write_text(json.dumps({"boxes": [list(b) for b in boxes]}, indent=1))
     return paths
