@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from . import audit
+from . import audit, web
 from .db import Database
 from .errors import install_handlers
 from .jobs import bundle_worker
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.make_client = lambda: OrthancClient(settings.orthanc_url, settings.orthanc_auth)
     install_handlers(app)
+    web.install(app)
     for module in (requests, jobs, links, downloads, audit_router, consents, rectifications):
         app.include_router(module.router)
 

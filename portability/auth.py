@@ -29,7 +29,8 @@ class Staff:
         return self.role == "patient"
 
 
-def _refused(request: Request, status: int, reason: str) -> None:
+def refuse(request: Request, status: int, reason: str) -> None:
+    """Audit a refused access (``access.refused``); never raises."""
     from . import audit
 
     try:
@@ -44,11 +45,34 @@ def _unauthorized(message: str) -> HTTPException:
                          headers={"WWW-Authenticate": 'Basic realm="orthanc-gdpr portability", Bearer'})
 
 
+def check_password(request: Request, name: str, password: str) -> Staff | None:
+    """The staff member ``name`` if ``password`` is theirs, else ``None``: the ONE place a staff
+    password is verified (HTTP Basic and the web login both come here)."""
+    known = request.app.state.settings.staff_users.get(name)
+    # Compare against something even for an unknown name: no timing hint that the name exists.
+    expected = known[0] if known else "\x00" * 32
+    if hmac.compare_digest(expected.encode(), password.encode()) and known:
+        return Staff(name, known[1])
+    return None
+
+
+def lookup_staff(request: Request, name: str) -> Staff | None:
+    """The staff member ``name`` as the account store knows them now (role included), or ``None``
+    when the account no longer exists: web sessions re-check this on every request."""
+    known = request.app.state.settings.staff_users.get(name)
+    return Staff(name, known[1]) if known else None
+
+
+def has_role(staff: Staff, role: str) -> bool:
+    """``staff`` holds ``role`` or a higher one (``staff`` < ``reviewer`` < ``dpo``)."""
+    return staff.role in ROLES and ROLES.index(staff.role) >= ROLES.index(role)
+
+
 def current_staff(request: Request) -> Staff:
     try:
         return _current_staff(request)
     except HTTPException as e:
-        _refused(request, e.status_code, e.detail["detail"])
+        refuse(request, e.status_code, e.detail["detail"])
         raise
 
 
@@ -61,9 +85,9 @@ def _current_staff(request: Request) -> Staff:
             user, _, password = base64.b64decode(value).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise _unauthorized("malformed Basic credentials") from None
-        known = settings.staff_users.get(user)
-        if known and hmac.compare_digest(known[0].encode(), password.encode()):
-            return Staff(user, known[1])
+        staff = check_password(request, user, password)
+        if staff is not None:
+            return staff
         raise _unauthorized("wrong user name or password")
     if scheme.lower() == "bearer":
         for token, role in settings.staff_tokens.items():
@@ -74,11 +98,11 @@ def _current_staff(request: Request) -> Staff:
 
 
 def require(role: str):
-    floor = ROLES.index(role)
+    ROLES.index(role)  # an unknown role is a programming error, raised at import
 
     def dep(request: Request, staff: Staff = Depends(current_staff)) -> Staff:
-        if ROLES.index(staff.role) < floor:
-            _refused(request, 403, f"{staff.name} ({staff.role}) needs role {role!r} or higher")
+        if not has_role(staff, role):
+            refuse(request, 403, f"{staff.name} ({staff.role}) needs role {role!r} or higher")
             raise HTTPException(403, {"error": "forbidden", "detail": f"needs role {role!r} or higher"})
         return staff
 
@@ -105,7 +129,7 @@ def staff_or_patient(role: str = "staff"):
             row = s.query(PatientToken).filter_by(token_sha256=patient_token_hash(token)).one_or_none()
             if row is None or aware(row.expires_at) <= utcnow():
                 reason = "unknown patient token" if row is None else "expired patient token"
-                _refused(request, 401, reason)
+                refuse(request, 401, reason)
                 raise HTTPException(401, {"error": "unauthorized", "detail": reason})
             return Staff(f"patient-token:{row.id}", "patient", (row.patient_id, row.issuer))
 
@@ -115,5 +139,5 @@ def staff_or_patient(role: str = "staff"):
 def same_patient_or_403(request: Request, who: Staff, patient_id: str, issuer: str) -> None:
     """A patient token acts for its own patient only."""
     if who.is_patient and who.patient != (patient_id, issuer or ""):
-        _refused(request, 403, f"{who.name} acts for another patient")
+        refuse(request, 403, f"{who.name} acts for another patient")
         raise HTTPException(403, {"error": "forbidden", "detail": "a patient token acts for its own patient only"})

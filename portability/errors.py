@@ -30,21 +30,24 @@ class Gone(ServiceError):
 
 
 def install_handlers(app: FastAPI) -> None:
-    def answer(status: int, code: str, message: str) -> JSONResponse:
+    def answer(request: Request, status: int, code: str, message: str, page_message: str | None = None):
+        page = getattr(app.state, "error_page", None)  # set by portability.web for /ui/ pages
+        if page is not None and request.url.path.startswith("/ui/"):
+            return page(request, status, page_message)
         return JSONResponse({"error": code, "detail": message}, status_code=status)
 
     @app.exception_handler(ServiceError)
-    async def _service(_: Request, exc: ServiceError):
-        return answer(exc.status, exc.code, exc.message)
+    async def _service(request: Request, exc: ServiceError):
+        return answer(request, exc.status, exc.code, exc.message, exc.message)
 
     @app.exception_handler(PatientNotFound)
-    async def _patient(_: Request, exc: PatientNotFound):
-        return answer(404, "unknown-patient", str(exc))
+    async def _patient(request: Request, exc: PatientNotFound):
+        return answer(request, 404, "unknown-patient", str(exc))
 
     @app.exception_handler(OrthancError)
-    async def _orthanc(_: Request, exc: OrthancError):
-        return answer(502, "orthanc-unavailable", str(exc))
+    async def _orthanc(request: Request, exc: OrthancError):
+        return answer(request, 502, "orthanc-unavailable", str(exc))
 
     @app.exception_handler(BundleError)
-    async def _bundle(_: Request, exc: BundleError):
-        return answer(409, "bundle-failed", str(exc))
+    async def _bundle(request: Request, exc: BundleError):
+        return answer(request, 409, "bundle-failed", str(exc))

@@ -15,12 +15,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from orthanc_server import OrthancServer, StoreScp, stop_all  # noqa: E402
 
-INTEGRATION_FIXTURES = {"orthanc", "orthanc_factory", "storescp"}
+INTEGRATION_FIXTURES = {"orthanc", "orthanc_factory", "storescp", "browser"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "integration: starts real processes (Orthanc with the plugin, storescp)"
+        "markers", "integration: starts real processes (Orthanc with the plugin, storescp, Chromium)"
     )
 
 
@@ -75,3 +75,16 @@ def storescp(tmp_path: Path) -> Iterator[StoreScp]:
             scp.stop()
         finally:
             _report(scp)
+
+
+@pytest.fixture
+def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Headless Chromium (tests/browser.py); screenshots go to tests/artifacts/<test name>/.
+    Set ``browser.base`` to the service's URL (``LiveService``)."""
+    from browser import Browser
+
+    b = Browser(request.node.name)
+    try:
+        yield b
+    finally:
+        b.quit()
