@@ -23,12 +23,16 @@ def aware(dt: datetime | None) -> datetime | None:
     return dt
 
 
+def months_after(d: datetime, months: int) -> datetime:
+    """Same day ``months`` later, clamped to the month's last day (31 January + 1 -> 28/29 February)."""
+    index = d.month - 1 + months
+    year, month = d.year + index // 12, index % 12 + 1
+    return d.replace(year=year, month=month, day=min(d.day, calendar.monthrange(year, month)[1]))
+
+
 def one_month_after(d: datetime) -> datetime:
-    """Art. 12(3) GDPR: 'within one month of receipt' — same day next month, clamped to the month's
-    last day (31 January -> 28/29 February)."""
-    year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
-    day = min(d.day, calendar.monthrange(year, month)[1])
-    return d.replace(year=year, month=month, day=day)
+    """Art. 12(3) GDPR: 'within one month of receipt'."""
+    return months_after(d, 1)
 
 
 class Base(DeclarativeBase):
@@ -268,3 +272,69 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+
+
+class CaseTracking(Base):
+    """The desk's bookkeeping of one request (any right): who handles it, and an Art. 12(3) extension.
+
+    ``case_kind`` names the table the request lives in (``request``, ``rectification``, ``erasure``,
+    ``flag``, ``signing``) and ``ref_id`` its row; the request itself stays in that table.
+    """
+    __tablename__ = "case_tracking"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int] = mapped_column(Integer)
+    assignee: Mapped[str | None] = mapped_column(String(128))
+    extended_due_at: Mapped[datetime | None]
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    extension_notice_channel: Mapped[str | None] = mapped_column(String(32))
+    extension_notice_evidence: Mapped[str | None] = mapped_column(Text)
+    extended_by: Mapped[str | None] = mapped_column(String(128))
+    extended_at: Mapped[datetime | None]
+
+
+class ConsentForm(Base):
+    """One published version of a consent form; never edited (a change is a new version)."""
+    __tablename__ = "consent_forms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    language: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(64))
+    lawful_basis: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    published_by: Mapped[str] = mapped_column(String(128))
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsentSigning(Base):
+    """A consent form put before one patient: pending, then signed on screen or declined."""
+    __tablename__ = "consent_signings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("consent_forms.id"), index=True)
+    patient_id: Mapped[str] = mapped_column(String(128))
+    issuer: Mapped[str] = mapped_column(String(128), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | signed | declined
+    prepared_by: Mapped[str] = mapped_column(String(128))
+    prepared_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_by: Mapped[str | None] = mapped_column(String(128))
+    completed_at: Mapped[datetime | None]
+    signature: Mapped[dict | None] = mapped_column(JSON)  # vector strokes with timestamps
+    consent_id: Mapped[int | None] = mapped_column(ForeignKey("consents.id"))
+    fhir: Mapped[str | None] = mapped_column(Text)  # the FHIR R5 Consent as signed (canonical JSON)
+    sha256: Mapped[str | None] = mapped_column(String(64))  # of ``fhir``; also in the audit chain
+
+
+class IdempotencyKey(Base):
+    """A form's one-time token: a second submission of the same form finds the first record."""
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    ref_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

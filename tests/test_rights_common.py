@@ -12,7 +12,8 @@ from portability.app import create_app
 from portability.settings import Settings
 from pg import throwaway_database
 
-ALL_TABLES = ("web_sessions, patient_tokens, erased_pseudonyms, recipient_notices, rights_jobs, erasures, rectifications, "
+ALL_TABLES = ("idempotency_keys, consent_signings, consent_forms, case_tracking, web_sessions, "
+              "patient_tokens, erased_pseudonyms, recipient_notices, rights_jobs, erasures, rectifications, "
               "patient_locks, patient_flags, consents, audit_chain_head, portability_audit, portability_links, "
               "portability_jobs, portability_requests, portability_alembic_version")
 
