@@ -19,6 +19,32 @@
 ``..._RIGHTS_RETRY_SECONDS``           first back-off of a failed rectification/erasure apply (30)
 =====================================  ==========================================================
 
+What the patient's copy tells (GDPR Art. 15; every text is translated, the values are shown as given):
+
+=====================================  ==========================================================
+``..._BUNDLE_LANGUAGES``               languages of INDEX.HTM and README.TXT, first = default
+                                       (``en,de``; known: en de fr it es nl pl); a request's
+                                       ``language`` comes first
+``..._SITE_PURPOSES``                  ``purpose:lawful-basis[,...]`` the site processes images for
+                                       (default ``care:care``); bases as in routing rules
+``..._RETENTION_YEARS``                years kept after the last examination (unset: "ask us")
+``..._RETENTION_LAW``                  the rule that sets that period, e.g. ``§ 630f BGB``
+``..._SUPERVISORY_AUTHORITY``          name of the data-protection supervisory authority
+``..._SUPERVISORY_AUTHORITY_CONTACT``  its address, web site or phone
+``..._RIGHTS_CONTACT``                 how a patient exercises their rights here (office, e-mail)
+``..._RECIPIENT_NAMES``                ``destination=Display name[;...]``: routing destinations
+                                       (``modality:PACS2``, ``dicomweb:https://...``) as patients
+                                       should read them
+``..._USER_ORGANISATIONS``             ``user=Organisation[;...]``: whose staff an Orthanc user is
+                                       (default: the issuer)
+``..._VIEWER_SIZE``                    longest side of the viewer's images in pixels (512; larger
+                                       images are reduced by a whole factor); ``0``: no viewer
+``..._VIEWER_QUALITY``                 JPEG quality of the viewer's images, 1-95 (80): lower is
+                                       smaller and blurrier
+``..._VIEWER_MAX_FRAMES``              frames shown per multi-frame image (40); a longer cine is
+                                       shown as an evenly sampled strip
+=====================================  ==========================================================
+
 Roles: ``staff`` (handles requests), ``reviewer`` (and may also verify identity), ``dpo`` (all).
 """
 from __future__ import annotations
@@ -29,10 +55,41 @@ from pathlib import Path
 
 PREFIX = "ORTHANC_GDPR_SERVICE_"
 ROLES = ("staff", "reviewer", "dpo")
+LAWFUL_BASES = ("consent", "care", "public-health", "research", "legal-obligation", "vital-interest")
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed."""
+
+
+def _mapping(text: str, name: str) -> dict[str, str]:
+    out = {}
+    for item in filter(None, (p.strip() for p in text.split(";"))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise SettingsError(f"{PREFIX}{name}: each entry must be 'key=value', separated by ';'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _purposes(text: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        purpose, sep, basis = item.partition(":")
+        if not sep or not purpose or basis not in LAWFUL_BASES:
+            raise SettingsError(f"{PREFIX}SITE_PURPOSES: each entry must be 'purpose:basis' with a basis "
+                                f"among {', '.join(LAWFUL_BASES)}")
+        out.append((purpose, basis))
+    return tuple(out)
+
+
+def _languages(text: str) -> tuple[str, ...]:
+    from .i18n import LANGUAGES
+
+    langs = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if not langs or any(lang not in LANGUAGES for lang in langs):
+        raise SettingsError(f"{PREFIX}BUNDLE_LANGUAGES: a comma-separated list among {', '.join(LANGUAGES)}")
+    return langs
 
 
 def _pairs(text: str, parts: int) -> list[list[str]]:
@@ -69,6 +126,18 @@ class Settings:
     rights_max_retry_seconds: float = 600.0
     rights_max_attempts: int = 50
     patient_token_ttl_hours: float = 24.0 * 30
+    bundle_languages: tuple[str, ...] = ("en", "de")
+    site_purposes: tuple[tuple[str, str], ...] = (("care", "care"),)
+    retention_years: int | None = None
+    retention_law: str | None = None
+    supervisory_authority: str | None = None
+    supervisory_authority_contact: str | None = None
+    rights_contact: str | None = None
+    recipient_names: dict[str, str] = field(default_factory=dict)
+    user_organisations: dict[str, str] = field(default_factory=dict)
+    viewer_size: int = 512
+    viewer_quality: int = 80
+    viewer_max_frames: int = 40
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
@@ -113,12 +182,26 @@ class Settings:
             worker=get("WORKER", "1") not in ("0", "false", "no"),
             plugin_audit_log=Path(get("PLUGIN_AUDIT_LOG")) if get("PLUGIN_AUDIT_LOG") else None,
             plugin_key_file=Path(get("PLUGIN_KEY_FILE")) if get("PLUGIN_KEY_FILE") else None,
+            bundle_languages=_languages(get("BUNDLE_LANGUAGES", "en,de")),
+            site_purposes=_purposes(get("SITE_PURPOSES", "care:care")),
+            retention_law=get("RETENTION_LAW") or None,
+            supervisory_authority=get("SUPERVISORY_AUTHORITY") or None,
+            supervisory_authority_contact=get("SUPERVISORY_AUTHORITY_CONTACT") or None,
+            rights_contact=get("RIGHTS_CONTACT") or None,
+            recipient_names=_mapping(get("RECIPIENT_NAMES", ""), "RECIPIENT_NAMES"),
+            user_organisations=_mapping(get("USER_ORGANISATIONS", ""), "USER_ORGANISATIONS"),
         )
         try:
             values["token_ttl_hours"] = float(get("TOKEN_TTL_HOURS", "168"))
             values["port"] = int(get("PORT", "8000"))
             values["rights_retry_seconds"] = float(get("RIGHTS_RETRY_SECONDS", "30"))
+            values["retention_years"] = int(get("RETENTION_YEARS")) if get("RETENTION_YEARS") else None
+            values["viewer_size"] = int(get("VIEWER_SIZE", "512"))
+            values["viewer_quality"] = int(get("VIEWER_QUALITY", "80"))
+            values["viewer_max_frames"] = int(get("VIEWER_MAX_FRAMES", "40"))
         except ValueError as e:
             raise SettingsError(f"bad number in settings: {e}") from e
+        if not 1 <= values["viewer_quality"] <= 95 or values["viewer_size"] < 0 or values["viewer_max_frames"] < 1:
+            raise SettingsError(f"{PREFIX}VIEWER_QUALITY must be 1-95, VIEWER_SIZE >= 0, VIEWER_MAX_FRAMES >= 1")
         values.update(overrides)
         return cls(**values)

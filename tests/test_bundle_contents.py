@@ -180,13 +180,21 @@ def test_fhir_bundle_is_valid_by_fhir_resources_and_the_official_schema(bundle, 
     assert sum(st["numberOfInstances"] for st in studies) == result.instances
 
 
-def test_index_htm_escapes_dicom_values_and_has_no_scripts(bundle):
+def test_every_page_escapes_dicom_values_and_has_no_scripts_or_inline_styles(bundle):
     _, root = bundle
+    pages = sorted(root.rglob("*.HTM"))
+    assert len(pages) > 10  # INDEX.HTM, DE.HTM, the viewer's pages
+    for page in pages:
+        text = page.read_text()
+        assert "<script" not in text.lower() and "style=" not in text and "<style" not in text, page
+        assert "Content-Security-Policy" in text and EVIL not in text, page
     text = (root / "INDEX.HTM").read_text()
-    assert "<script" not in text.lower()
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
-    assert 'lang="de"' in text and "Ihre medizinischen Bilder" in text and "St. Example" in text
-    assert "DICOMDIR" in (root / "README.TXT").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "St. Example" in text
+    assert 'hreflang="de"' in text
+    de = (root / "IHE_PDI" / "DE.HTM").read_text()
+    assert 'lang="de"' in de and "Ihre medizinischen Bilder" in de and "&lt;script&gt;" in de
+    readme = (root / "README.TXT").read_text()
+    assert "DICOMDIR" in readme and "IHRE MEDIZINISCHEN BILDER" in readme
 
 
 def _screenshot(html: Path, png: Path, profile: Path) -> np.ndarray:

@@ -7,8 +7,11 @@ only (``stop_before_pixels``), in memory (spilled to a staging file past ``SPILL
 order, each instance then gets its directory records and IHE PDI File ID (``dicomdir.DicomDir``:
 8 upper-case characters per component, no extension) and is appended to the ZIP straight away
 (ZIP_STORED; ``zipwriter.ZipWriter`` writes each local header once, with the known CRC and
-sizes, and hashes the archive as it goes). The DICOMDIR, FHIR, INDEX.HTM, README, thumbnails (from
-Orthanc's ``/preview`` of one instance per series) and SHA256SUMS follow. The ZIP is written to
+sizes, and hashes the archive as it goes). With the viewer on, the same worker also decodes the
+pixels and renders the viewer's JPEGs (:mod:`.viewer`), which follow their instance into the ZIP.
+The DICOMDIR, FHIR, INDEX.HTM and its language pages (with the Art. 15 notice of :mod:`.notice`),
+README, the viewer's pages, thumbnails (from Orthanc's ``/preview`` of one instance per series)
+and SHA256SUMS follow. The ZIP is written to
 ``OUT.partial`` and renamed into place only when complete; any failure removes the partial ZIP and
 the staging directory.
 """
@@ -32,16 +35,23 @@ from typing import Callable
 
 import pydicom
 
-from ..orthanc import OrthancClient, PatientNotFound
+from ..i18n import translator
+from ..orthanc import OrthancClient, OrthancError, PatientNotFound
 from . import fhir
 from .dicomdir import DicomDir
-from .html import FHIR_README, index_htm, readme_txt
+from .html import FHIR_README, index_htm, language_page, readme_txt
+from .notice import Art15, SiteNotice, Source
+from .pages import STYLESHEET, stylesheet
+from .viewer import Rendered, SeriesViewer, ViewerOptions, render_instance
 from .zipwriter import ZipWriter
 
 CHUNK = 1 << 20
 SPILL = 4 << 20  # an instance larger than this is staged on disk while it waits for its turn
 THUMB = 160
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
+Disclosures = Callable[[set[str]], list]  # the patient's Orthanc ids -> their Disclosure list
+SOURCE_KEYS = ("Modality", "SeriesDate", "StudyDate", "Manufacturer", "ManufacturerModelName", "StationName",
+               "InstitutionName")
 
 PATIENT_KEYS = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "IssuerOfPatientID")
 
@@ -91,17 +101,20 @@ def _plan(client: OrthancClient, *, patient_id, orthanc_patient, issuer_of_patie
     studies.sort(key=lambda s: (s["MainDicomTags"].get("StudyDate") or "",
                                 s["MainDicomTags"].get("StudyInstanceUID") or ""))
     instances = []  # (orthanc id, size, series orthanc id)
+    resources = {patient["ID"]} | {s["ID"] for s in studies}
     for s in studies:
         series = client.study_series(s["ID"])
         series.sort(key=lambda se: (_num(se["MainDicomTags"].get("SeriesNumber")),
                                     se["MainDicomTags"].get("SeriesInstanceUID") or ""))
         for se in series:
+            resources.add(se["ID"])
             members = client.series_instances(se["ID"])
             members.sort(key=lambda i: (_num(i["MainDicomTags"].get("InstanceNumber")),
                                         i["MainDicomTags"].get("SOPInstanceUID") or ""))
             for inst in members:
                 instances.append((inst["ID"], int(inst.get("FileSize") or 0), se["ID"]))
-    return patient, studies, instances
+                resources.add(inst["ID"])
+    return patient, studies, instances, resources
 
 
 def _num(v) -> int:
@@ -121,6 +134,7 @@ class _Fetched:
     sha256: str
     buf: bytearray | None
     path: Path | None
+    rendered: Rendered | None = None
 
     def data(self):
         if self.path is None:
@@ -139,9 +153,12 @@ class _Fetched:
             self.path.unlink(missing_ok=True)
 
 
-def _download(client: OrthancClient, orthanc_id: str, spill: Path, buffers) -> _Fetched:
+def _download(client: OrthancClient, orthanc_id: str, spill: Path, buffers,
+              viewer: ViewerOptions | None = None) -> _Fetched:
     """Fetch one instance into a buffer of the pool (one per download in the window, reused:
-    no per-file allocation, so the heap does not fragment), hashing it on the way."""
+    no per-file allocation, so the heap does not fragment), hashing it on the way; with
+    ``viewer``, render its pictures too (the pixel data is then dropped from the header)."""
+    whole = viewer is not None and viewer.enabled
     h, crc, size = hashlib.sha256(), 0, 0
     buf = buffers.get()
     f = None
@@ -160,20 +177,23 @@ def _download(client: OrthancClient, orthanc_id: str, spill: Path, buffers) -> _
         if f is None:  # a transient copy: pydicom reads element by element, BytesIO is C
             with memoryview(buf) as view:
                 copy = io.BytesIO(view[:size])
-            header = pydicom.dcmread(copy, stop_before_pixels=True)
+            header = pydicom.dcmread(copy, stop_before_pixels=not whole)
             del copy
         else:
             f.close()
             buffers.put(buf)
             buf = None
-            header = pydicom.dcmread(spill, stop_before_pixels=True)
+            header = pydicom.dcmread(spill, stop_before_pixels=not whole)
+        rendered = render_instance(header, viewer) if whole else None
+        if whole and "PixelData" in header:
+            del header["PixelData"]
     except BaseException:
         if f is not None:
             f.close()
         if buf is not None:
             buffers.put(buf)
         raise
-    return _Fetched(header, size, crc, h.hexdigest(), buf, spill if f is not None else None)
+    return _Fetched(header, size, crc, h.hexdigest(), buf, spill if f is not None else None, rendered)
 
 
 def _preview(client: OrthancClient, orthanc_id: str) -> bytes | None:
@@ -197,10 +217,27 @@ def _thumbnail(png: bytes) -> bytes:
         return buf.getvalue()
 
 
+def _source(client: OrthancClient, orthanc_id: str, tags: dict) -> Source:
+    """Where a series comes from: its device tags, and the AE title that sent it to Orthanc."""
+    try:
+        sender = client.get_json(f"/instances/{orthanc_id}/metadata?expand").get("RemoteAET") or None
+    except (OrthancError, PatientNotFound, AttributeError):
+        sender = None
+    model = " ".join(filter(None, (tags.get("Manufacturer"), tags.get("ManufacturerModelName"))))
+    return Source(tags.get("Modality"), tags.get("SeriesDate") or tags.get("StudyDate"),
+                  tuple(filter(None, (model, tags.get("StationName"), tags.get("InstitutionName")))), sender)
+
+
 def build_bundle(client: OrthancClient, out: str | os.PathLike, *, patient_id: str | None = None,
                  orthanc_patient: str | None = None, issuer_of_patient_id: str | None = None,
                  study_uids: list[str] | None = None, issuer: str = "Orthanc GDPR",
-                 progress: Progress | None = None, workers: int = 4) -> BundleResult:
+                 progress: Progress | None = None, workers: int = 4, site: SiteNotice | None = None,
+                 disclosures: Disclosures | None = None,
+                 viewer: ViewerOptions | None = ViewerOptions()) -> BundleResult:
+    """Build the copy at ``out``. ``site``: the Art. 15 notice's site facts and languages (default:
+    ``issuer`` as controller, English and German); ``disclosures``: looks up the recipients in the
+    audit store (None: the copy says the list was not available); ``viewer``: None or size 0 for
+    no viewer."""
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
@@ -209,7 +246,9 @@ def build_bundle(client: OrthancClient, out: str | os.PathLike, *, patient_id: s
     try:
         return _build(client, out, partial, staging, report, patient_id=patient_id,
                       orthanc_patient=orthanc_patient, issuer_of_patient_id=issuer_of_patient_id,
-                      study_uids=study_uids, issuer=issuer, workers=workers)
+                      study_uids=study_uids, site=site or SiteNotice(controller=issuer),
+                      disclosures=disclosures, viewer=viewer if viewer and viewer.enabled else None,
+                      workers=workers)
     except OSError as e:
         partial.unlink(missing_ok=True)
         if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
@@ -224,9 +263,10 @@ def build_bundle(client: OrthancClient, out: str | os.PathLike, *, patient_id: s
 
 
 def _build(client, out, partial, staging, report, *, patient_id, orthanc_patient,
-           issuer_of_patient_id, study_uids, issuer, workers) -> BundleResult:
+           issuer_of_patient_id, study_uids, site, disclosures, viewer, workers) -> BundleResult:
+    issuer = site.controller
     report("planning", 0, 0)
-    patient, studies, instances = _plan(client, patient_id=patient_id, orthanc_patient=orthanc_patient,
+    patient, studies, instances, resources = _plan(client, patient_id=patient_id, orthanc_patient=orthanc_patient,
                                         issuer_of_patient_id=issuer_of_patient_id, study_uids=study_uids)
     total = len(instances)
     need = 2 * sum(size for _, size, _ in instances) + (16 << 20)
@@ -248,6 +288,8 @@ def _build(client, out, partial, staging, report, *, patient_id, orthanc_patient
         series_order.setdefault(series, []).append(oid)
     thumb_of = {series: oids[len(oids) // 2] for series, oids in series_order.items()}
     series_uid: dict[str, str] = {}  # series orthanc id -> SeriesInstanceUID
+    sources: dict[str, dict] = {}  # series orthanc id -> SOURCE_KEYS of its first instance
+    viewers: dict[str, SeriesViewer] = {}  # series orthanc id -> its viewer
     window = max(1, workers) * 3  # downloads in flight or waiting: memory stays flat
     buffers: queue.SimpleQueue = queue.SimpleQueue()  # one buffer per download of the window
     for _ in range(window):
@@ -267,7 +309,7 @@ def _build(client, out, partial, staging, report, *, patient_id, orthanc_patient
                 if nxt is None:
                     return
                 i, (oid, _, series) = nxt
-                pending.append((series, pool.submit(_download, client, oid, raw / f"{i:08d}", buffers)))
+                pending.append((series, pool.submit(_download, client, oid, raw / f"{i:08d}", buffers, viewer)))
 
         try:
             refill()
@@ -291,9 +333,16 @@ def _build(client, out, partial, staging, report, *, patient_id, orthanc_patient
                         "SeriesInstanceUID", "SeriesNumber", "Modality", "SeriesDescription",
                         "BodyPartExamined", "SOPInstanceUID", "SOPClassUID", "InstanceNumber")}
                     series_uid.setdefault(series, meta[uid]["SeriesInstanceUID"])
+                    if series not in sources:
+                        sources[series] = {k: _s(ds, k) for k in SOURCE_KEYS}
                     name = dicomdir.file_id(uid)
                     zw.add(name, got.size, got.crc, got.data())
                     sums.append((got.sha256, name))
+                    if got.rendered is not None:
+                        sv = viewers.setdefault(series, SeriesViewer(f"IHE_PDI/V{len(viewers) + 1:04d}"))
+                        for jpg_name, jpg in sv.add(got.rendered):
+                            zw.add_bytes(jpg_name, jpg, compress=False)
+                            sums.append((hashlib.sha256(jpg).hexdigest(), jpg_name))
                 got.discard(buffers)
                 done += 1
                 report("downloading", done, total)
@@ -342,13 +391,26 @@ def _build(client, out, partial, staging, report, *, patient_id, orthanc_patient
             fhir.validate(b, version)
             docs.append((f"FHIR/{version}.JSON", json.dumps(b, indent=1, ensure_ascii=False).encode()))
         docs.append(("FHIR/README.TXT", FHIR_README.encode()))
-        docs.append(("INDEX.HTM", index_htm(patient_tags, study_list, thumbs, issuer=issuer, issued=issued).encode()))
-        docs.append(("README.TXT", readme_txt(patient_tags, study_list, issuer=issuer, issued=issued).encode()))
+        report("notice", 0, 1)
+        notice = Art15(site, disclosures(resources) if disclosures else None,
+                       [_source(client, series_order[se][0], src) for se, src in sources.items()])
+        translators = [translator(lang) for lang in site.languages]
+        by_uid = {series_uid[se]: v for se, v in viewers.items() if se in series_uid}
+        docs.append((STYLESHEET, stylesheet()))
+        for t in translators:
+            docs.append((language_page(t.lang, translators[0].lang),
+                         index_htm(t, translators, patient_tags, study_list, thumbs, by_uid, notice,
+                                   issued=issued).encode()))
+        docs.append(("README.TXT", readme_txt(translators, patient_tags, study_list, notice, issued=issued,
+                                              viewer=bool(viewers)).encode()))
+        series_meta = {se["SeriesInstanceUID"]: se for st in study_list for se in st["series"]}
+        for uid, sv in by_uid.items():
+            docs.extend((name, html.encode()) for name, html in sv.pages(translators[0], series_meta[uid]))
         docs.extend(thumb_files)
 
         report("packing", 0, len(docs))
         for n, (name, data) in enumerate(docs):
-            zw.add_bytes(name, data, compress=not name.endswith(".PNG") and name != "DICOMDIR")
+            zw.add_bytes(name, data, compress=not name.endswith((".PNG", ".JPG")) and name != "DICOMDIR")
             sums.append((hashlib.sha256(data).hexdigest(), name))
             report("packing", n + 1, len(docs))
         zw.add_bytes("SHA256SUMS", "".join(f"{h}  {name}\n" for h, name in sums).encode(), compress=False)

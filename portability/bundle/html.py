@@ -1,116 +1,161 @@
-"""INDEX.HTM (for the patient, no scripts, English + German) and README.TXT.
+"""INDEX.HTM and the language pages (for the patient, no scripts), and README.TXT.
 
-Every value that comes from DICOM goes through :func:`e` (``html.escape``): names can contain
-markup, e.g. ``<script>alert(1)</script>^Eve``.
+INDEX.HTM is in the copy's first language; every other language has its own page
+``IHE_PDI/<LANG>.HTM`` (e.g. ``IHE_PDI/DE.HTM``), linked from a language menu on each. Every text
+comes from the ``bundle`` message catalogs (:mod:`portability.i18n`); every DICOM or site value is
+escaped (:func:`.pages.e`).
 """
 from __future__ import annotations
 
-import html
-
 from .fhir import human_name
-
-
-def e(value) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+from .notice import Art15, rows
+from .pages import e, page, series_caption
+from .viewer import LABEL, SeriesViewer
 
 
 def _date(da: str | None) -> str:
     return f"{da[:4]}-{da[4:6]}-{da[6:8]}" if da and len(da) >= 8 and da[:8].isdigit() else (da or "")
 
 
-CSS = """
-body{font-family:DejaVu Sans,Arial,sans-serif;margin:2em;max-width:60em;color:#111;background:#fff}
-h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #999}
-.lang{display:inline-block;vertical-align:top;width:45%;margin-right:4%}
-figure{display:inline-block;margin:0 1em 1em 0;text-align:center;vertical-align:top}
-figure img{border:1px solid #444;background:#000;display:block}
-figcaption{font-size:.85em;max-width:12em}
-table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.2em .5em;text-align:left}
-.note{background:#f3f3f3;padding:.6em 1em}
-"""
+def language_page(lang: str, primary: str) -> str:
+    """Where the page of ``lang`` lives in the copy."""
+    return "INDEX.HTM" if lang == primary else f"IHE_PDI/{lang.upper()}.HTM"
 
 
-def index_htm(patient: dict, studies: list[dict], thumbs: dict[str, str], *, issuer: str,
-              issued: str) -> str:
-    """``thumbs``: SeriesInstanceUID -> relative path of its PNG thumbnail."""
+def _lang_nav(t, translators, primary: str, base: str) -> str:
+    if len(translators) < 2:
+        return ""
+    items = "".join(f'<li><a href="{base}{language_page(o.lang, primary)}" lang="{o.lang}" hreflang="{o.lang}">'
+                    f"{e(o.name)}</a></li>" for o in translators if o.lang != t.lang)
+    return f'<nav aria-label="{e(t("index.lang_nav"))}"><ul class="langs">{items}</ul></nav>'
+
+
+def _notice_html(t, notice: Art15) -> list[str]:
+    r = rows(t, notice)
+    out = [f'<section aria-labelledby="art15"><h2 id="art15">{e(t("art15.title"))}</h2>',
+           f"<p>{e(t('art15.intro'))}</p>", f"<p>{e(t('art15.controller', issuer=notice.site.controller))}</p>",
+           f"<h3>{e(t('art15.purposes.title'))}</h3>", f"<p>{e(t('art15.purposes.intro'))}</p>",
+           f"<table><caption>{e(t('art15.purposes.title'))}</caption><thead><tr>"
+           + "".join(f'<th scope="col">{e(t(k))}</th>' for k in (
+               "art15.purposes.col_purpose", "art15.purposes.col_basis", "art15.purposes.col_origin"))
+           + "</tr></thead><tbody>"
+           + "".join(f'<tr><th scope="row">{e(p)}</th><td>{e(b)}</td><td>{e(w)}</td></tr>' for p, b, w in r.purposes)
+           + "</tbody></table>",
+           f"<h3>{e(t('art15.recipients.title'))}</h3>", f"<p>{e(t('art15.recipients.intro'))}</p>"]
+    if r.recipients is None:
+        out.append(f"<p>{e(t('art15.recipients.unavailable'))}</p>")
+    elif not r.recipients:
+        out.append(f"<p>{e(t('art15.recipients.none'))}</p>")
+    else:
+        out.append(f"<table><caption>{e(t('art15.recipients.caption'))}</caption><thead><tr>"
+                   + "".join(f'<th scope="col">{e(t(k))}</th>' for k in (
+                       "art15.recipients.col_date", "art15.recipients.col_recipient", "art15.recipients.col_purpose",
+                       "art15.recipients.col_basis", "art15.recipients.col_form"))
+                   + "</tr></thead><tbody>"
+                   + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in r.recipients)
+                   + "</tbody></table>")
+        if r.any_deidentified:
+            out.append(f"<p>{e(t('art15.deidentified.explain'))}</p>")
+    out += [f"<h3>{e(t('art15.retention.title'))}</h3>", *(f"<p>{e(x)}</p>" for x in r.retention),
+            f"<h3>{e(t('art15.source.title'))}</h3>", f"<p>{e(t('art15.source.intro'))}</p>",
+            "<ul>" + "".join(f"<li>{e(x)}</li>" for x in r.sources) + "</ul>",
+            f"<h3>{e(t('art15.rights.title'))}</h3>", f"<p>{e(t('art15.rights.intro'))}</p>",
+            "<ul>" + "".join(f"<li>{e(x)}</li>" for x in r.rights) + "</ul>",
+            f"<p>{e(r.how)}</p>", f"<p>{e(t('art15.rights.deadline'))}</p>",
+            f"<h3>{e(t('art15.authority.title'))}</h3>", *(f"<p>{e(x)}</p>" for x in r.authority),
+            f"<h3>{e(t('art15.automated.title'))}</h3>", f"<p>{e(t('art15.automated.text'))}</p>", "</section>"]
+    return out
+
+
+def index_htm(t, translators, patient: dict, studies: list[dict], thumbs: dict[str, str],
+              viewers: dict[str, SeriesViewer], notice: Art15, *, issued: str) -> str:
+    """The overview in ``t``'s language. ``thumbs``/``viewers``: SeriesInstanceUID -> thumbnail
+    path / the series' viewer. ``translators``: every language of the copy, the first is INDEX.HTM."""
+    primary = translators[0].lang
+    base = "" if t.lang == primary else "../"
     name = human_name(patient.get("PatientName") or "")["text"]
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Your medical images / Ihre medizinischen Bilder — {e(name)}</title>",
-        f"<style>{CSS}</style></head><body>",
-        '<h1>Your medical images <span lang="de">/ Ihre medizinischen Bilder</span></h1>',
-        '<table>',
-        f"<tr><th>Patient / Patient(in)</th><td>{e(name)}</td></tr>",
-        f"<tr><th>Patient ID / Patienten-ID</th><td>{e(patient.get('PatientID'))}</td></tr>",
-        f"<tr><th>Date of birth / Geburtsdatum</th><td>{e(_date(patient.get('PatientBirthDate')))}</td></tr>",
-        f"<tr><th>Issued by / Ausgestellt von</th><td>{e(issuer)}</td></tr>",
-        f"<tr><th>Date / Datum</th><td>{e(issued)}</td></tr>",
-        "</table>",
-        '<div class="note">',
-        '<div class="lang" lang="en"><h2>What is this?</h2>'
-        "<p>This is a copy of your medical images, as you asked for under the General Data Protection "
-        "Regulation (GDPR, Articles 15 and 20). The first copy is free of charge.</p>"
-        "<p>The images are in the DICOM format used by hospitals. To look at them, open the "
-        "<b>DICOMDIR</b> file with any DICOM viewer (free viewers exist for every computer, for "
-        "example Weasis, Horos, MicroDicom or the viewer built into many hospital systems). "
-        "You can also give the whole folder to another doctor or hospital: they can import it.</p>"
-        "<p>The folder <b>FHIR</b> holds a machine-readable summary for other health systems. "
-        "The file <b>SHA256SUMS</b> lets anyone check that no file was changed.</p>"
-        "<p>These images contain personal health data. Keep them safe.</p></div>",
-        '<div class="lang" lang="de"><h2>Was ist das?</h2>'
-        "<p>Dies ist eine Kopie Ihrer medizinischen Bilder, die Sie nach der "
-        "Datenschutz-Grundverordnung (DSGVO, Artikel 15 und 20) angefordert haben. Die erste Kopie "
-        "ist kostenlos.</p>"
-        "<p>Die Bilder liegen im DICOM-Format vor, das Krankenhäuser verwenden. Öffnen Sie die Datei "
-        "<b>DICOMDIR</b> mit einem DICOM-Betrachter (kostenlose Programme gibt es für jeden Computer, "
-        "z. B. Weasis, Horos oder MicroDicom). Sie können den ganzen Ordner auch einer anderen Praxis "
-        "oder Klinik geben: dort kann er eingelesen werden.</p>"
-        "<p>Der Ordner <b>FHIR</b> enthält eine maschinenlesbare Zusammenfassung. Mit der Datei "
-        "<b>SHA256SUMS</b> lässt sich prüfen, dass keine Datei verändert wurde.</p>"
-        "<p>Diese Bilder enthalten persönliche Gesundheitsdaten. Bewahren Sie sie sicher auf.</p></div>",
-        "</div>",
-    ]
+    facts = [("index.patient", name), ("index.patient_id", patient.get("PatientID")),
+             ("index.birth_date", _date(patient.get("PatientBirthDate"))),
+             ("index.issued_by", notice.site.controller), ("index.date", issued)]
+    main = [f'<h1>{e(t("index.title"))}</h1>',
+            f"<table><caption>{e(t('index.facts'))}</caption>"
+            + "".join(f'<tr><th scope="row">{e(t(k))}</th><td>{e(v)}</td></tr>' for k, v in facts) + "</table>",
+            f'<section class="note" aria-labelledby="what"><h2 id="what">{e(t("index.what.title"))}</h2>',
+            *(f"<p>{e(t(k))}</p>" for k in ("index.what.copy", "index.what.viewer", "index.what.dicom",
+                                             "index.what.fhir", "index.what.safe")),
+            "</section>",
+            f'<section aria-labelledby="images"><h2 id="images">{e(t("index.images.title"))}</h2>']
     for study in studies:
         n = sum(len(se["instances"]) for se in study["series"])
-        out.append(f"<h2>{e(_date(study.get('StudyDate')))} — {e(study.get('StudyDescription') or 'Study')}"
-                   f" <small>({len(study['series'])} series / Serien, {n} images / Bilder)</small></h2>")
+        heading = t("index.study.heading", date=_date(study.get("StudyDate")),
+                    description=study.get("StudyDescription") or t("index.study.default"))
+        main.append(f"<h3>{e(heading)} <small>({e(t('index.study.counts', series=len(study['series']), images=n))})"
+                    "</small></h3>")
         for se in study["series"]:
-            caption = (f"{e(se.get('Modality'))} #{e(se.get('SeriesNumber'))} "
-                       f"{e(se.get('SeriesDescription') or '')} — {len(se['instances'])} images / Bilder")
+            count = len(se["instances"])
+            caption = series_caption(t, se)
             thumb = thumbs.get(se["SeriesInstanceUID"])
-            img = (f'<img src="{e(thumb)}" alt="preview of series {e(se.get("SeriesNumber"))}">'
-                   if thumb else "<div>(no preview / keine Vorschau)</div>")
-            out.append(f"<figure>{img}<figcaption>{caption}</figcaption></figure>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+            alt = t("viewer.alt", modality=se.get("Modality") or "?",
+                    body_part=se.get("BodyPartExamined") or t("viewer.body_part_unknown"),
+                    number=se.get("SeriesNumber") or "?", n=count // 2 + 1, total=count, window=t("window.default"))
+            img = f'<img src="{base}{e(thumb)}" alt="{e(alt)}">' if thumb else f"<p>{e(t('index.no_preview'))}</p>"
+            viewer = viewers.get(se["SeriesInstanceUID"])
+            if viewer and viewer.images:
+                links = "".join(f'<li><a href="{base}{viewer.first_page(w)}">{e(t(LABEL[w]))}</a></li>'
+                                for w in viewer.windows)
+                view = f"<p>{e(t('index.series.view'))}</p><ul>{links}</ul>"
+            else:
+                view = f"<p>{e(t('index.no_viewer'))}</p>"
+            main.append(f"<figure>{img}<figcaption>{e(caption)}<br>{e(t('index.series.images', images=count))}"
+                        f"{view}</figcaption></figure>")
+    main.append("</section>")
+    main += _notice_html(t, notice)
+    skip = f'<p><a class="skip" href="#images">{e(t("index.skip"))}</a></p>'
+    return page(t, t("index.title"), "\n".join(main), base=base, home=t.lang != primary,
+                nav=skip + _lang_nav(t, translators, primary, base))
 
 
-def readme_txt(patient: dict, studies: list[dict], *, issuer: str, issued: str) -> str:
+def _wrap(text: str, indent: str = "  ") -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=78, initial_indent=indent + "* ", subsequent_indent=indent + "  ")
+
+
+def readme_txt(translators, patient: dict, studies: list[dict], notice: Art15, *, issued: str,
+               viewer: bool) -> str:
+    """README.TXT: every language of the copy, one after the other, plain UTF-8 text."""
     n = sum(len(se["instances"]) for s in studies for se in s["series"])
-    return f"""YOUR MEDICAL IMAGES - COPY UNDER THE GDPR (ARTICLES 15 AND 20)
-================================================================
-
-Patient ID: {patient.get('PatientID')}
-Issued by:  {issuer}
-Date:       {issued}
-Content:    {len(studies)} study/studies, {n} DICOM images
-
-How to open
------------
-* INDEX.HTM   - open in any web browser: an overview with previews (English, Deutsch).
-* DICOMDIR    - open with any DICOM viewer; the images are in the PT*/ST*/SE* folders
-                (portable media layout, IHE PDI: file names without extensions).
-* FHIR/       - machine-readable summary: R5.JSON (FHIR R5) and R4B.JSON (FHIR R4B),
-                see FHIR/README.TXT.
-* SHA256SUMS  - checksums of every file; check with: sha256sum -c SHA256SUMS
-
-The first copy is free of charge. These files contain personal health data: keep them safe.
-
-IHRE MEDIZINISCHEN BILDER - KOPIE NACH DER DSGVO (ARTIKEL 15 UND 20)
-* INDEX.HTM im Webbrowser öffnen; DICOMDIR mit einem DICOM-Betrachter öffnen.
-* Die erste Kopie ist kostenlos. Bitte bewahren Sie die Dateien sicher auf.
-"""
+    out = []
+    for t in translators:
+        r = rows(t, notice)
+        title = t("readme.title")
+        out += [title, "=" * len(title), "",
+                f"{t('index.patient_id')}: {patient.get('PatientID')}",
+                f"{t('index.issued_by')}: {notice.site.controller}",
+                f"{t('index.date')}: {issued}",
+                t("readme.content", studies=len(studies), images=n), "",
+                t("readme.how"), "-" * len(t("readme.how"))]
+        files = ["readme.index", "readme.dicomdir", "readme.fhir", "readme.sums"] + (["readme.viewer"] if viewer else [])
+        out += [_wrap(t(k)) for k in files] + ["", _wrap(t("index.what.safe"), ""), ""]
+        out += [t("art15.title").upper(), "-" * len(t("art15.title")), _wrap(t("art15.intro"), ""),
+                _wrap(t("art15.controller", issuer=notice.site.controller), ""), "",
+                t("art15.purposes.title") + ":"]
+        out += [_wrap(f"{p}: {b} ({w})") for p, b, w in r.purposes]
+        out += ["", t("art15.recipients.title") + ":"]
+        if r.recipients is None:
+            out.append(_wrap(t("art15.recipients.unavailable")))
+        elif not r.recipients:
+            out.append(_wrap(t("art15.recipients.none")))
+        else:
+            out += [_wrap(" | ".join(row)) for row in r.recipients]
+            if r.any_deidentified:
+                out.append(_wrap(t("art15.deidentified.explain"), ""))
+        out += ["", t("art15.retention.title") + ":", *(_wrap(x) for x in r.retention),
+                "", t("art15.source.title") + ":", *(_wrap(x) for x in r.sources),
+                "", t("art15.rights.title") + ":", *(_wrap(x) for x in r.rights), _wrap(r.how), _wrap(t("art15.rights.deadline")),
+                "", t("art15.authority.title") + ":", *(_wrap(x) for x in r.authority),
+                "", t("art15.automated.title") + ":", _wrap(t("art15.automated.text")), "", ""]
+    return "\n".join(out)
 
 
 FHIR_README = """FHIR manifest of this copy

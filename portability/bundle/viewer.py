@@ -1,0 +1,174 @@
+"""The offline viewer inside a patient's copy: pre-rendered JPEGs and plain HTML pages, no script.
+
+Per series (``IHE_PDI/V0001/`` in bundle order), every image, or every frame of a multi-frame
+image (a cine longer than ``max_frames`` frames: an evenly sampled strip), is rendered with
+:mod:`orthanc_gdpr.pixels.render` in the instance's default window and, for CT, the lung,
+soft-tissue and bone presets. Each (window, image) has a JPEG (``D00001.JPG``: D default, L lung,
+S soft tissue, B bone) and a page (``D00001.HTM``) with first / previous / next / last links,
+links to the same image in the other windows and to the series' image list (``DINDEX.HTM``),
+and access keys (P previous, N next, I image list, H overview). Pages work from ``file://``, a
+CD or a USB stick: relative links, one stylesheet in the bundle, a Content-Security-Policy that
+allows nothing but files of the bundle.
+
+Size and quality: ``size`` is the longest side in pixels (a larger image is reduced by a whole
+factor, so 1024 -> 512, 768 -> 384 at the default 512); ``quality`` is the JPEG quality. Both come
+from the service settings ``VIEWER_SIZE`` and ``VIEWER_QUALITY``; ``VIEWER_SIZE=0`` leaves the
+viewer out.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+
+from .pages import e, page, series_caption
+
+WINDOWS = ("default", "lung", "soft-tissue", "bone")
+CT_WINDOWS = WINDOWS
+LETTER = {"default": "D", "lung": "L", "soft-tissue": "S", "bone": "B"}
+LABEL = {"default": "window.default", "lung": "window.lung", "soft-tissue": "window.soft_tissue",
+         "bone": "window.bone"}
+
+
+@dataclass(frozen=True)
+class ViewerOptions:
+    size: int = 512
+    quality: int = 80
+    max_frames: int = 40
+
+    @property
+    def enabled(self) -> bool:
+        return self.size > 0
+
+    @classmethod
+    def from_settings(cls, settings) -> "ViewerOptions":
+        return cls(settings.viewer_size, settings.viewer_quality, settings.viewer_max_frames)
+
+
+@dataclass
+class Rendered:
+    """One instance's pictures: per shown frame, window -> JPEG bytes."""
+    frames: int
+    shown: list[int]
+    windows: tuple[str, ...]
+    jpegs: list[dict[str, bytes]]
+    width: int
+    height: int
+
+
+def _windows(ds) -> tuple[str, ...]:
+    from orthanc_gdpr.pixels.render import is_colour
+
+    if is_colour(ds):
+        return ("default",)
+    return CT_WINDOWS if ds.get("Modality") == "CT" else ("default",)
+
+
+def render_instance(ds, options: ViewerOptions) -> Rendered | None:
+    """The viewer's JPEGs of one full dataset, or None when it has no picture we can decode."""
+    from orthanc_gdpr.pixels.render import frames, render
+
+    if "PixelData" not in ds:
+        return None
+    try:
+        pixels = frames(ds)
+    except Exception:  # noqa: BLE001 - an undecodable image: the DICOM is in the copy, the viewer skips it
+        return None
+    count = int(pixels.shape[0])
+    step = max(1, math.ceil(count / options.max_frames))
+    shown = list(range(0, count, step))
+    rows, cols = pixels.shape[1], pixels.shape[2]
+    factor = max(1, math.ceil(max(rows, cols) / options.size))
+    windows = _windows(ds)
+    jpegs = []
+    width = height = 0
+    for f in shown:
+        frame = pixels[f, ::factor, ::factor] if factor > 1 else pixels[f]
+        out = {}
+        for w in windows:
+            img = render(ds, frame, w)
+            width, height = img.size
+            buf = io.BytesIO()
+            img.save(buf, "JPEG", quality=options.quality)
+            out[w] = buf.getvalue()
+        jpegs.append(out)
+    return Rendered(count, shown, windows, jpegs, width, height)
+
+
+@dataclass
+class SeriesViewer:
+    """The pictures of one series as they are added to the ZIP, in plan order."""
+    folder: str  # IHE_PDI/V0001
+    windows: tuple[str, ...] = ()
+    images: list[dict] = field(default_factory=list)  # {frame, frames, width, height}
+    sampled: tuple[int, int] | None = None  # (frames, step) of the longest sampled cine
+
+    def add(self, rendered: Rendered) -> list[tuple[str, bytes]]:
+        """Files for the ZIP (name, JPEG) of one rendered instance."""
+        if not self.windows:
+            self.windows = rendered.windows
+        files = []
+        if len(rendered.shown) < rendered.frames:
+            step = rendered.shown[1] - rendered.shown[0] if len(rendered.shown) > 1 else rendered.frames
+            self.sampled = (rendered.frames, step)
+        for f, jpegs in zip(rendered.shown, rendered.jpegs):
+            n = len(self.images) + 1
+            self.images.append({"frame": f + 1, "frames": rendered.frames,
+                                "width": rendered.width, "height": rendered.height})
+            for w in self.windows:
+                if w in jpegs:
+                    files.append((f"{self.folder}/{LETTER[w]}{n:05d}.JPG", jpegs[w]))
+        return files
+
+    def first_page(self, window: str) -> str:
+        return f"{self.folder}/{LETTER[window]}00001.HTM"
+
+    def pages(self, t, series: dict) -> list[tuple[str, str]]:
+        """(name, HTML) of every page of this series, in ``t``'s language."""
+        total = len(self.images)
+        modality, number = series.get("Modality") or "?", series.get("SeriesNumber") or "?"
+        body = series.get("BodyPartExamined") or t("viewer.body_part_unknown")
+        heading = series_caption(t, series)
+        out = []
+        for w in self.windows:
+            L, wname = LETTER[w], t(LABEL[w])
+            sampled = [t("viewer.sampled", frames=self.sampled[0], step=self.sampled[1])] if self.sampled else []
+            for i, img in enumerate(self.images):
+                n = i + 1
+
+                def link(k: int, label: str, key: str | None = None, rel: str | None = None) -> str:
+                    if not 1 <= k <= total or k == n:
+                        return f"<li><span class=\"off\">{e(label)}</span></li>"
+                    attrs = (f' accesskey="{key}"' if key else "") + (f' rel="{rel}"' if rel else "")
+                    return f'<li><a href="{L}{k:05d}.HTM"{attrs}>{e(label)}</a></li>'
+
+                alt = t("viewer.alt", modality=modality, body_part=body, number=number, n=n, total=total, window=wname)
+                position = t("viewer.position", n=n, total=total)
+                if img["frames"] > 1:
+                    position += " (" + t("viewer.frame", frame=img["frame"], frames=img["frames"]) + ")"
+                others = "".join(f'<li><a href="{LETTER[o]}{n:05d}.HTM">{e(t(LABEL[o]))}</a></li>'
+                                 for o in self.windows if o != w)
+                main = [
+                    f"<h1>{e(heading)}</h1>",
+                    f'<p class="position">{e(position)} · {e(wname)}</p>',
+                    *(f"<p>{e(s)}</p>" for s in sampled),
+                    f'<p class="frame"><img src="{L}{n:05d}.JPG" width="{img["width"]}" height="{img["height"]}" '
+                    f'alt="{e(alt)}"></p>',
+                    f'<nav aria-label="{e(t("viewer.nav"))}"><ul class="pager">',
+                    link(1, t("viewer.first")), link(n - 1, t("viewer.prev"), "p", "prev"),
+                    link(n + 1, t("viewer.next"), "n", "next"), link(total, t("viewer.last")),
+                    f'<li><a href="{L}INDEX.HTM" accesskey="i">{e(t("viewer.index"))}</a></li></ul></nav>',
+                ]
+                if others:
+                    main.append(f'<nav aria-label="{e(t("viewer.windows"))}"><h2>{e(t("viewer.windows"))}</h2>'
+                                f'<ul class="windows">{others}</ul></nav>')
+                main.append(f'<p class="keys">{e(t("viewer.keys"))}</p>')
+                title = t("viewer.title", modality=modality, number=number, window=wname, n=n, total=total)
+                out.append((f"{self.folder}/{L}{n:05d}.HTM", page(t, title, "\n".join(main), base="../../")))
+            items = "".join(f'<li><a href="{L}{k:05d}.HTM">{e(t("viewer.position", n=k, total=total))}</a></li>'
+                            for k in range(1, total + 1))
+            index = [f"<h1>{e(heading)}</h1>", f"<p>{e(wname)}</p>", *(f"<p>{e(s)}</p>" for s in sampled),
+                     f'<nav aria-label="{e(t("viewer.index"))}"><ol class="slices">{items}</ol></nav>']
+            title = t("viewer.index_title", modality=modality, number=number, window=wname)
+            out.append((f"{self.folder}/{L}INDEX.HTM", page(t, title, "\n".join(index), base="../../")))
+        return out
