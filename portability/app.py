@@ -15,6 +15,7 @@ from .errors import install_handlers
 from .jobs import bundle_worker
 from .rights import rights_worker
 from .orthanc import OrthancClient
+from .routers import anonymous
 from .routers import audit as audit_router
 from .routers import consent_forms, consents, desk, downloads, jobs, links, rectifications, requests
 from .settings import Settings
@@ -47,7 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.make_client = lambda: OrthancClient(settings.orthanc_url, settings.orthanc_auth)
     install_handlers(app)
     web.install(app)
-    for module in (requests, jobs, links, downloads, audit_router, consents, rectifications, desk, consent_forms):
+    for module in (requests, jobs, links, downloads, audit_router, consents, rectifications, desk, consent_forms,
+                   anonymous):
         app.include_router(module.router)
 
     @app.get("/health", tags=["service"])

@@ -1,7 +1,9 @@
-"""``orthanc-gdpr audit verify|ingest|export|breach``: the one audit store, from the command line.
+"""``orthanc-gdpr audit verify|ingest|export|breach|anonymity-report``: the one audit store, from the command line.
 
-The database defaults to ``$ORTHANC_GDPR_SERVICE_DATABASE_URL`` (else the service's default SQLite);
-``--plugin-log`` defaults to ``$ORTHANC_GDPR_SERVICE_PLUGIN_AUDIT_LOG``.
+The database is ``--database-url``, else the one of ``--data-dir DIR`` (the data directory of
+``orthanc-gdpr serve``: ``DIR/service``), else ``$ORTHANC_GDPR_SERVICE_DATABASE_URL`` (else the
+service's default SQLite); ``--plugin-log`` defaults to ``DIR/gdpr-state/audit.jsonl`` with
+``--data-dir``, else to ``$ORTHANC_GDPR_SERVICE_PLUGIN_AUDIT_LOG``.
 
 Exit codes: 0 intact / done, 1 the chain is broken (first break printed with its seq and reason),
 2 bad arguments or unreadable store.
@@ -10,9 +12,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
+
+
+def named_store(args) -> str | None:
+    """The audit store the arguments or the environment name (None: nothing named)."""
+    from .settings import PREFIX, Settings
+
+    if args.database_url:
+        return args.database_url
+    if getattr(args, "data_dir", None):
+        return Settings(data_dir=Path(args.data_dir) / "service").database_url
+    return Settings.from_env().database_url if os.environ.get(PREFIX + "DATABASE_URL") else None
 
 
 def _db(args):
@@ -20,13 +34,17 @@ def _db(args):
     from .settings import Settings
 
     settings = Settings.from_env()
-    db = Database(args.database_url or settings.database_url)
+    db = Database(named_store(args) or settings.database_url)
     db.migrate()
     return db, settings
 
 
 def _plugin_log(args, settings) -> Path | None:
-    return Path(args.plugin_log) if args.plugin_log else settings.plugin_audit_log
+    if args.plugin_log:
+        return Path(args.plugin_log)
+    if getattr(args, "data_dir", None):
+        return Path(args.data_dir) / "gdpr-state" / "audit.jsonl"
+    return settings.plugin_audit_log
 
 
 def cmd_verify(args) -> int:
@@ -128,12 +146,42 @@ def cmd_breach(args) -> int:
     return 0
 
 
+def cmd_anonymity_report(args) -> int:
+    from . import anonymity_report, chain
+
+    db, settings = _db(args)
+    log = _plugin_log(args, settings)
+    if log:
+        try:
+            chain.ingest_plugin_log(db, log)
+        except chain.AuditChainError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    since, until = _when(args.since), _when(args.until)
+    report = anonymity_report.rows(db, since, until)
+    text = anonymity_report.to_csv(report) if args.format == "csv" else anonymity_report.to_html(report, since, until)
+    if args.output and args.output != "-":
+        Path(args.output).write_text(text)
+        print(f"{sum(r['event'] == 'anonymity.decision' for r in report)} anonymity decision(s), "
+              f"{len(report)} export(s) written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def store_args(p: argparse.ArgumentParser) -> None:
+    """``--database-url`` and ``--data-dir``: which audit store (see the module docstring)."""
+    p.add_argument("--database-url", help="the service database (default: $ORTHANC_GDPR_SERVICE_DATABASE_URL)")
+    p.add_argument("--data-dir", metavar="DIR", help="the data directory of 'orthanc-gdpr serve' (its store "
+                   "and plugin log)")
+
+
 def add_commands(sub) -> None:
     a = sub.add_parser("audit", help="the hash-chained audit store: verify, ingest, export (FHIR), breach query")
     asub = a.add_subparsers(dest="audit_command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--database-url", help="the service database (default: $ORTHANC_GDPR_SERVICE_DATABASE_URL)")
+        store_args(p)
         p.add_argument("--plugin-log", metavar="FILE", help="the plugin's audit.jsonl (verified / imported)")
 
     v = asub.add_parser("verify", help="check the chain; report the first edited, inserted or deleted entry")
@@ -158,3 +206,11 @@ def add_commands(sub) -> None:
     b.add_argument("--orthanc", metavar="URL", help="Orthanc (http://user:pw@host:port) to name the patients")
     b.add_argument("-o", "--output", help="file (default: stdout)")
     b.set_defaults(func=cmd_breach)
+    r = asub.add_parser("anonymity-report", help="every export and its kind of data (anonymous under which "
+                        "criterion, pseudonymised, identified), for an ethics audit")
+    common(r)
+    r.add_argument("--since", help="ISO 8601 start")
+    r.add_argument("--until", help="ISO 8601 end")
+    r.add_argument("--format", choices=("html", "csv"), default="html")
+    r.add_argument("-o", "--output", help="file (default: stdout)")
+    r.set_defaults(func=cmd_anonymity_report)

@@ -29,6 +29,8 @@ from typing import Any
 
 from sqlalchemy import select, text, update
 
+from orthanc_gdpr.anonymous.decision import IDENTIFIED
+
 from . import audit
 from .bundle import build_bundle
 from .models import Job, PortabilityRequest, utcnow
@@ -289,7 +291,7 @@ def run_job(db, settings, make_client, job_id: int) -> None:
         j.done = j.total = result.instances
         s.get(PortabilityRequest, request_id).status = "ready"
     audit.record("bundle.built", request_id=request_id, job_id=job_id, size=result.size,
-                 sha256=result.sha256, instances=result.instances)
+                 sha256=result.sha256, instances=result.instances, classification=IDENTIFIED)
 
 
 class LeaseWorker(threading.Thread):

@@ -17,6 +17,8 @@
 ``..._PLUGIN_KEY_FILE``                the plugin's key file: lets Art. 19 rejection notes name the
                                        de-identified UIDs a research destination received
 ``..._RIGHTS_RETRY_SECONDS``           first back-off of a failed rectification/erasure apply (30)
+``..._ANONYMITY_LIMITS``               the site's limits for anonymous exports (JSON; default: the
+                                       committee's, see ``orthanc_gdpr.anonymous.limits``)
 =====================================  ==========================================================
 
 What the patient's copy tells (GDPR Art. 15; every text is translated, the values are shown as given):
@@ -138,6 +140,7 @@ class Settings:
     viewer_size: int = 512
     viewer_quality: int = 80
     viewer_max_frames: int = 40
+    anonymity_limits: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
@@ -190,6 +193,7 @@ class Settings:
             rights_contact=get("RIGHTS_CONTACT") or None,
             recipient_names=_mapping(get("RECIPIENT_NAMES", ""), "RECIPIENT_NAMES"),
             user_organisations=_mapping(get("USER_ORGANISATIONS", ""), "USER_ORGANISATIONS"),
+            anonymity_limits=Path(get("ANONYMITY_LIMITS")) if get("ANONYMITY_LIMITS") else None,
         )
         try:
             values["token_ttl_hours"] = float(get("TOKEN_TTL_HOURS", "168"))

@@ -77,6 +77,7 @@ def test_deidentified_study_series_and_instance_downloads_are_clean_and_audited(
     assert [(d["level"], d["profile"], d["instances"]) for d in downloads] == [
         ("studies", "research", 4), ("series", "basic", 2), ("instances", "research", 1)]
     assert all(d["user"] == server.username for d in downloads)
+    assert {d["classification"] for d in downloads} == {"pseudonymised"}  # whatever the profile
     assert any(r["event"] == "download.refused" for r in server.audit_records)
     assert_no_phi((server.state_dir / "audit.jsonl").read_bytes(), forbidden, "audit log")
 

@@ -126,6 +126,8 @@ def test_full_journey_request_to_audited_ranged_download(orthanc, service):
         for k in ("request.created", "request.identity_verified", "bundle.queued", "bundle.built",
                   "link.created"):
             assert k in kinds
+        [built] = [e for e in events if e["event"] == "bundle.built"]
+        assert built["fields"]["classification"] == "identified"  # the patient's own copy: never anonymous
         downloads = [e for e in events if e["event"] == "bundle.download"]
         assert [d["fields"]["status"] for d in downloads] == [200, 206, 206]
         assert client.get("/audit", headers=STAFF).status_code == 403  # DPO only

@@ -152,6 +152,7 @@ def test_stable_ct_study_arrives_deidentified_at_dicom_destination(orthanc_facto
     assert len(done) == 1
     assert done[0]["destination"] == "modality:scp" and done[0]["profile"] == "research"
     assert (done[0]["purpose"], done[0]["lawful_basis"], done[0]["sent"]) == ("research", "research", 4)
+    assert done[0]["classification"] == "pseudonymised"
     assert_no_phi((src.state_dir / "audit.jsonl").read_bytes(), forbidden, "audit log")
 
 

@@ -19,6 +19,7 @@ import pydicom
 
 import orthanc_gdpr
 
+from ..anonymous.decision import PSEUDONYMISED
 from ..deid import DeidentificationError, deidentify_bytes
 from ..deid.files import output_path
 from ..deid.keys import KeyFileError
@@ -225,7 +226,7 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
                 summary = run.summary()
                 rt.audit.append("download", user=user, level=level, resource=resource, profile=engine.profile.name,
                                 purpose=purpose, result="sent", instances=summary["instances_written"],
-                                held_back=summary["instances_held_back"])
+                                held_back=summary["instances_held_back"], classification=PSEUDONYMISED)
 
             outcomes = rt.instance_outcomes(engine.profile.name, instances)
             output.SetHttpHeader("Content-Disposition", f'attachment; filename="{resource}-{engine.profile.name}.zip"')
@@ -254,7 +255,7 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
             _error(output, 422, f"instance held back: {e}")
             return
         rt.audit.append("download", user=user, level="instances", resource=instance, profile=engine.profile.name,
-                        purpose=purpose, result="sent", instances=1, held_back=0)
+                        purpose=purpose, result="sent", instances=1, held_back=0, classification=PSEUDONYMISED)
         output.SetHttpHeader("Content-Disposition", f'attachment; filename="{output_path(ds, report).name}"')
         output.AnswerBuffer(dicom, "application/dicom")
 

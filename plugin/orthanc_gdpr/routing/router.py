@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..anonymous.decision import PSEUDONYMISED
 from ..audit import AuditLog
 from ..deid import DeidentificationError, Deidentifier, InstanceDropped, deidentify_bytes
 from ..orthanc_api import OrthancApi, OrthancApiError, get_json, patient_identity
@@ -98,7 +99,7 @@ class Router:
             self._finish(job, "failed", {"error": f"rule {job.rule!r} is no longer configured"}, base)
             return
         base.update(rule=rule.name, profile=rule.profile, destination=rule.destination.key,
-                    purpose=rule.purpose, lawful_basis=rule.lawful_basis)
+                    purpose=rule.purpose, lawful_basis=rule.lawful_basis, classification=PSEUDONYMISED)
         try:
             patient_id, issuer = patient_identity(self.api, job.level, job.resource)
             instances = [i["ID"] for i in get_json(self.api, f"/{job.level}/{job.resource}/instances")]
