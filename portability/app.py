@@ -15,9 +15,11 @@ from .errors import install_handlers
 from .jobs import bundle_worker
 from .rights import rights_worker
 from .orthanc import OrthancClient
+from .review.engines import Engines
+from .review.inspection import InspectionCache
 from .routers import anonymous
 from .routers import audit as audit_router
-from .routers import consent_forms, consents, desk, downloads, jobs, links, rectifications, requests
+from .routers import consent_forms, consents, desk, downloads, jobs, links, rectifications, requests, review
 from .settings import Settings
 
 
@@ -46,10 +48,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="orthanc-gdpr portability service", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.make_client = lambda: OrthancClient(settings.orthanc_url, settings.orthanc_auth)
+    app.state.engines = Engines(settings.plugin_key_file)
+    app.state.inspections = InspectionCache()
     install_handlers(app)
     web.install(app)
     for module in (requests, jobs, links, downloads, audit_router, consents, rectifications, desk, consent_forms,
-                   anonymous):
+                   anonymous, review):
         app.include_router(module.router)
 
     @app.get("/health", tags=["service"])

@@ -12,7 +12,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ..auth import ROLES
 from . import session
@@ -20,6 +20,8 @@ from . import session
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["ROLES"] = ROLES
+templates.env.filters["dicom_date"] = lambda v: f"{v[:4]}-{v[4:6]}-{v[6:8]}" if len(v or "") == 8 and v.isdigit() else (v or "")
+templates.env.filters["pair"] = lambda v: (v, v)
 
 #: The navigation of the workspace: (path, label, minimum role). Pages add themselves here from
 #: their own module (``NAV.append(...)``) so that the layout needs no edit per page.
@@ -79,6 +81,8 @@ def install_error_pages(app) -> None:
 
     @app.exception_handler(PageError)
     async def _page(request: Request, exc: PageError):
+        if not is_page(request):
+            return JSONResponse({"error": exc.title, "detail": exc.message}, status_code=exc.status)
         return error_page(request, exc.status, exc.message, exc.title)
 
     @app.exception_handler(session.LoginRequired)

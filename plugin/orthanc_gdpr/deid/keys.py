@@ -53,6 +53,13 @@ def create_key_file(path: str | os.PathLike) -> bytes:
     return key
 
 
+def fingerprint(key: bytes) -> str:
+    """A short public name for a key, for release records: equal keys give equal fingerprints,
+    and the key cannot be recovered from it (HMAC-SHA256 under the key, truncated)."""
+    digest = hmac.new(key, b"orthanc-gdpr key fingerprint v1", hashlib.sha256).hexdigest()
+    return f"hmac-sha256:{digest[:32]}"
+
+
 class Keyring:
     """Keyed, deterministic digests: the same input and key always give the same output."""
 

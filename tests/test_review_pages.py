@@ -1,0 +1,112 @@
+"""Review before release, in the browser and as JSON, against a real Orthanc and the service:
+search, study, review page (tags with action and purpose, filters, residual risk, images),
+role rules for identified data, hostile names escaped, bad input answered with clear pages."""
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from browser import LiveService
+from orthanc_server import make_ct_study
+from portability.app import create_app
+from portability.settings import Settings
+
+XSS_NAME = "<script>alert(1)</script>^Evil"
+PATIENT_ID = "REVIEW-PID-7781"
+USERS = {"sam": ("sam-pw-1", "staff"), "rita": ("rita-pw-1", "reviewer")}
+
+
+def basic(user: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{USERS[user][0]}".encode()).decode()}
+
+
+@pytest.fixture
+def study(orthanc):
+    ids = {orthanc.upload(d) for d in make_ct_study(6, patient_name=XSS_NAME, patient_id=PATIENT_ID, series=2)}
+    studies = orthanc.get_json("/studies")
+    assert len(studies) == 1 and ids
+    return studies[0]
+
+
+@pytest.fixture
+def app(orthanc, tmp_path):
+    settings = Settings(data_dir=tmp_path / "service", orthanc_url=orthanc.url, orthanc_username=orthanc.username,
+                        orthanc_password=orthanc.password, staff_users=dict(USERS), worker=False,
+                        plugin_key_file=orthanc.key_file)
+    return create_app(settings)
+
+
+def test_json_twin_shows_action_rule_purpose_and_hides_originals_from_staff(app, study):
+    with TestClient(app) as c:
+        r = c.get(f"/api/studies/{study}/review", params={"profile": "research"}, headers=basic("rita"))
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        rows = {row["path"]: row for row in doc["tags"]["rows"]}
+        name = rows["PatientName"]
+        assert name["original"] == XSS_NAME and name["action"] == "D" and name["purpose"]
+        assert PATIENT_ID not in (rows["PatientID"]["after"] or "")
+        nested = rows["OtherPatientIDsSequence[0]/ReferencedPatientSequence[0]/PatientName"]
+        assert nested["depth"] == 2
+        assert "Clean Descriptors" in rows["StudyDescription"]["rule"]
+        assert rows["StudyDescription"]["purpose"].startswith("Study and series descriptions")
+        assert doc["residual_risk"] and doc["key_fingerprint"].startswith("hmac-sha256:")
+        assert all(PATIENT_ID not in (row["after"] or "") and "Evil" not in (row["after"] or "")
+                   for row in doc["tags"]["rows"])
+        staff = c.get(f"/api/studies/{study}/review", params={"profile": "research"}, headers=basic("sam")).json()
+        assert all(row["original"] is None for row in staff["tags"]["rows"])
+        assert PATIENT_ID not in str(staff) and "Evil" not in str(staff)
+        assert all(s["images"]["before"] is None for s in staff["series"])
+        after = c.get(staff["series"][0]["images"]["after"], headers=basic("sam"))
+        assert after.status_code == 200 and after.content[:8] == b"\x89PNG\r\n\x1a\n"
+        before = c.get(doc["series"][0]["images"]["before"], headers=basic("sam"))
+        assert before.status_code == 403
+
+
+def test_filters_and_bad_input(app, study):
+    with TestClient(app) as c:
+        url = f"/api/studies/{study}/review"
+        changed = c.get(url, params={"profile": "basic", "show": "changed"}, headers=basic("rita")).json()
+        assert changed["tags"]["rows"] and all(r["changed"] for r in changed["tags"]["rows"])
+        remains = c.get(url, params={"profile": "basic", "show": "remains"}, headers=basic("rita")).json()
+        assert all(r["original"] == r["after"] for r in remains["tags"]["rows"])
+        r = c.get(url, params={"profile": "no-such-profile"}, headers=basic("rita"))
+        assert r.status_code == 422 and "no-such-profile" not in r.text and "profile" in r.text
+        assert c.get("/api/studies/0000-unknown/review", params={"profile": "basic"},
+                     headers=basic("rita")).status_code == 404
+        assert c.get(url, params={"profile": "basic", "show": "everything"}, headers=basic("rita")).status_code == 422
+
+
+def test_search_review_and_pictures_in_the_browser(app, study, browser):
+    with LiveService(app) as url:
+        browser.base = url
+        browser.sign_in("rita", "rita-pw-1")
+        browser.check("home")
+        browser.visit("/ui/studies", "search")
+        browser.fill("patient", PATIENT_ID)
+        browser.press("Search")
+        browser.check("results")
+        page = browser.driver.page_source
+        assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+        assert PATIENT_ID not in browser.driver.current_url
+        browser.driver.find_element("link text", XSS_NAME).click()
+        browser.check("study")
+        browser.press("Review")
+        browser.check("review")
+        assert "Review before release" in browser.driver.title and PATIENT_ID not in browser.driver.title
+        table = browser.driver.find_element("id", "tag-table").text
+        assert "keyed pseudonym" in table and "PatientName" in table
+        afters = " ".join(e.text for e in browser.driver.find_elements("css selector", ".after-value"))
+        assert PATIENT_ID not in afters and "Evil" not in afters
+        images = browser.driver.find_elements("css selector", "img")
+        assert len(images) == 4 and all(browser.driver.execute_script(
+            "return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in images)
+        browser.driver.find_element("link text", "Changed (%d)" % int(re.search(
+            r"Changed \((\d+)\)", browser.text()).group(1))).click()
+        browser.check("review-changed")
+        browser.visit(f"/ui/studies/{study}/review?profile=nope", "unknown-profile")
+        assert "no profile of that name" in browser.text()
+        browser.visit("/ui/studies/does-not-exist/review?profile=basic", "unknown-study")
+        assert "Page not found" in browser.text()
