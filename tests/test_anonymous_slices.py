@@ -205,7 +205,7 @@ def test_no_export_without_an_audit_store(series60, tmp_path, capsys, monkeypatc
 def test_burned_in_slice_is_refused_and_nothing_is_written(series60, store, tmp_path, capsys):
     out = tmp_path / "out"
     assert_refused(export(store, series60, out, slices="12,30"), capsys, "--slices", "slice 30", "burned-in text",
-                   "--mask-text")
+                   "masked")
     nothing_left(tmp_path, out)
     assert BURNED_TEXT not in capsys.readouterr().err
     [refusal] = decisions(store)

@@ -70,12 +70,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from . import login, studies
+from . import anonymous, login, studies
 from .pages import HERE, error_page, install_error_pages
 from .protection import Protection
 
 #: Every router of the workspace (each module a page group of its own).
-PAGE_ROUTERS = [login.router, studies.router]
+PAGE_ROUTERS = [login.router, studies.router, anonymous.router]
 
 
 def install(app: FastAPI) -> None:

@@ -153,8 +153,8 @@ def _text_check(ref: SliceRef, ds: Dataset, views: list[np.ndarray], mask: bool)
                       "(Burned In Annotation YES) but the detector cannot locate it: refused")
     if boxes and not mask:
         raise Refused("--slices", "burned-in-text", f"slice {ref}: burned-in text found ({len(boxes)} region(s)); "
-                      "choose other slices, or ask for the text to be masked (--mask-text), which the "
-                      "decision record states")
+                      "choose other slices, or ask for the text to be masked, which the decision record "
+                      "then states")
     return boxes
 
 
