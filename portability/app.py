@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from . import audit, web
+from . import accounts, apidocs, audit, web
+from .access_log import AccessLog
 from .db import Database
 from .errors import install_handlers
 from .jobs import bundle_worker
@@ -19,7 +20,8 @@ from .review.engines import Engines
 from .review.inspection import InspectionCache
 from .routers import anonymous
 from .routers import audit as audit_router
-from .routers import consent_forms, consents, desk, downloads, jobs, links, rectifications, requests, review
+from .routers import (consent_forms, consents, desk, downloads, jobs, links, rectifications, requests, review,
+                      users)
 from .settings import Settings
 
 
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db.migrate()
         app.state.db = db
         audit.configure(audit.AuditSink(db))
+        accounts.seed(db, settings.staff_users)
         workers = ([bundle_worker(db, settings, app.state.make_client),
                     rights_worker(db, settings, app.state.make_client)] if settings.worker else [])
         app.state.worker, app.state.rights_worker = workers or (None, None)
@@ -45,16 +48,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker.stop()
             db.dispose()
 
-    app = FastAPI(title="orthanc-gdpr portability service", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="orthanc-gdpr portability service", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.make_client = lambda: OrthancClient(settings.orthanc_url, settings.orthanc_auth)
     app.state.engines = Engines(settings.plugin_key_file)
     app.state.inspections = InspectionCache()
     install_handlers(app)
     web.install(app)
+    app.add_middleware(AccessLog)
     for module in (requests, jobs, links, downloads, audit_router, consents, rectifications, desk, consent_forms,
-                   anonymous, review):
+                   anonymous, review, users):
         app.include_router(module.router)
+    apidocs.install(app)
 
     @app.get("/health", tags=["service"])
     def health() -> dict:

@@ -1,10 +1,14 @@
-"""Staff authentication (HTTP Basic or bearer tokens from the settings) and roles.
+"""Staff authentication and roles.
 
-Roles are ordered: ``staff`` < ``reviewer`` < ``dpo``; a route asks for a minimum role.
-Patients hold either a download token (see ``routers.downloads``) or a patient token
-(``X-Patient-Token`` header, issued by staff, bound to one PatientID): with it they see their
-consents, withdraw them, and file rectification and erasure requests for themselves only.
-Every refusal (401/403) is audited as ``access.refused``.
+People log in with their account (:mod:`portability.accounts`): HTTP Basic on the API, or the
+web workspace's session, which verifies through :func:`check_password` too. Machines use bearer
+tokens: the plugin's token (``Settings.plugin_token``) is accepted only by the routes the plugin
+calls (:func:`machine_or_staff`); ``Settings.staff_tokens`` are integration tokens with a role.
+Roles are ranked ``staff`` (= ``clinician``) < ``reviewer`` < ``dpo``; a route asks for a
+minimum role. Patients hold either a download token (see ``routers.downloads``) or a patient
+token (``X-Patient-Token`` header, issued by staff, bound to one PatientID): with it they see
+their consents, withdraw them, and file rectification and erasure requests for themselves only.
+Every refusal (401/403/429) is audited as ``access.refused``; failed logins as ``login.failed``.
 """
 from __future__ import annotations
 
@@ -15,7 +19,11 @@ from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request
 
-from .settings import ROLES
+from . import accounts, audit, logins
+
+ROLES = accounts.ROLES
+PLUGIN = "orthanc-gdpr-plugin"  #: the name the plugin's token acts under
+MACHINE = "machine"
 
 
 @dataclass(frozen=True)
@@ -28,44 +36,57 @@ class Staff:
     def is_patient(self) -> bool:
         return self.role == "patient"
 
+    @property
+    def may_act_for_care(self) -> bool:
+        return accounts.may_act_for_care(self.role)
+
 
 def refuse(request: Request, status: int, reason: str) -> None:
     """Audit a refused access (``access.refused``); never raises."""
-    from . import audit
-
     try:
         audit.record("access.refused", status=status, reason=reason, method=request.method,
-                     path=request.url.path, client=request.client.host if request.client else None)
+                     path=request.url.path, client=_client(request))
     except Exception:  # noqa: BLE001 - never turn a refusal into a 500
         pass
 
 
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, {"error": "unauthorized", "detail": message},
-                         headers={"WWW-Authenticate": 'Basic realm="orthanc-gdpr portability", Bearer'})
+                         headers={"WWW-Authenticate": 'Basic realm="orthanc-gdpr", Bearer'})
+
+
+def _login(request: Request, name: str, password: str, channel: str) -> logins.Outcome:
+    outcome = logins.authenticate(request.app.state.db, name, password, _client(request), channel)
+    if outcome.ok:
+        audit.note_role(outcome.name, outcome.role)
+    return outcome
 
 
 def check_password(request: Request, name: str, password: str) -> Staff | None:
-    """The staff member ``name`` if ``password`` is theirs, else ``None``: the ONE place a staff
-    password is verified (HTTP Basic and the web login both come here)."""
-    known = request.app.state.settings.staff_users.get(name)
-    # Compare against something even for an unknown name: no timing hint that the name exists.
-    expected = known[0] if known else "\x00" * 32
-    if hmac.compare_digest(expected.encode(), password.encode()) and known:
-        return Staff(name, known[1])
-    return None
+    """The staff member ``name`` if ``password`` is theirs and the account is enabled, else
+    ``None`` (also while failed attempts lock the account or address): the ONE place a staff
+    password is verified (HTTP Basic and the web login both come here). Failures are audited."""
+    outcome = _login(request, name, password, "web")
+    return Staff(outcome.name, outcome.role) if outcome.ok else None
 
 
 def lookup_staff(request: Request, name: str) -> Staff | None:
     """The staff member ``name`` as the account store knows them now (role included), or ``None``
-    when the account no longer exists: web sessions re-check this on every request."""
-    known = request.app.state.settings.staff_users.get(name)
-    return Staff(name, known[1]) if known else None
+    when the account no longer exists or is disabled: web sessions re-check this on every request."""
+    account = accounts.get(request.app.state.db, name)
+    if account is None or not account.enabled:
+        return None
+    audit.note_role(account.name, account.role)
+    return Staff(account.name, account.role)
 
 
 def has_role(staff: Staff, role: str) -> bool:
-    """``staff`` holds ``role`` or a higher one (``staff`` < ``reviewer`` < ``dpo``)."""
-    return staff.role in ROLES and ROLES.index(staff.role) >= ROLES.index(role)
+    """``staff`` holds ``role`` or a higher one (``staff`` = ``clinician`` < ``reviewer`` < ``dpo``)."""
+    return accounts.rank(staff.role) >= accounts.RANK[role]
 
 
 def current_staff(request: Request) -> Staff:
@@ -76,35 +97,66 @@ def current_staff(request: Request) -> Staff:
         raise
 
 
-def _current_staff(request: Request) -> Staff:
+def _bearer(request: Request, value: str) -> Staff | None:
     settings = request.app.state.settings
+    if settings.plugin_token and hmac.compare_digest(settings.plugin_token.encode(), value.encode()):
+        return Staff(PLUGIN, MACHINE)
+    for token, role in settings.staff_tokens.items():
+        if hmac.compare_digest(token.encode(), value.encode()):
+            return Staff(f"token:{token[:4]}…", role)
+    return None
+
+
+def _current_staff(request: Request) -> Staff:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "basic":
         try:
-            user, _, password = base64.b64decode(value).decode().partition(":")
+            user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise _unauthorized("malformed Basic credentials") from None
-        staff = check_password(request, user, password)
-        if staff is not None:
-            return staff
-        raise _unauthorized("wrong user name or password")
+        outcome = _login(request, user, password, "api")
+        if outcome.result == "throttled":
+            raise HTTPException(429, {"error": "too-many-attempts",
+                                      "detail": "too many failed logins for this account or address; try later"},
+                                headers={"Retry-After": str(int(logins.LOCK.total_seconds()))})
+        if not outcome.ok:
+            raise _unauthorized("wrong user name or password, or account disabled")
+        return Staff(outcome.name, outcome.role)
     if scheme.lower() == "bearer":
-        for token, role in settings.staff_tokens.items():
-            if hmac.compare_digest(token.encode(), value.encode()):
-                return Staff(f"token:{token[:4]}…", role)
-        raise _unauthorized("unknown bearer token")
+        staff = _bearer(request, value)
+        if staff is None:
+            raise _unauthorized("unknown bearer token")
+        return staff
     raise _unauthorized("staff credentials required (HTTP Basic or bearer token)")
 
 
 def require(role: str):
-    ROLES.index(role)  # an unknown role is a programming error, raised at import
+    accounts.RANK[role]  # an unknown role is a programming error, raised at import
 
     def dep(request: Request, staff: Staff = Depends(current_staff)) -> Staff:
         if not has_role(staff, role):
             refuse(request, 403, f"{staff.name} ({staff.role}) needs role {role!r} or higher")
             raise HTTPException(403, {"error": "forbidden", "detail": f"needs role {role!r} or higher"})
         return staff
+
+    return dep
+
+
+def plugin_only(request: Request, staff: Staff = Depends(current_staff)) -> Staff:
+    """The plugin's own token, nobody else: for the plugin's login checks."""
+    if staff.role != MACHINE:
+        refuse(request, 403, f"{staff.name} ({staff.role}): route of the Orthanc plugin's token only")
+        raise HTTPException(403, {"error": "forbidden", "detail": "for the Orthanc plugin's token only"})
+    return staff
+
+
+def machine_or_staff(role: str):
+    """The plugin's own token, or staff of at least ``role``: for the routes the plugin calls."""
+    staff_dep = require(role)
+
+    def dep(request: Request, staff: Staff = Depends(current_staff)) -> Staff:
+        return staff if staff.role == MACHINE else staff_dep(request, staff)
 
     return dep
 

@@ -1,6 +1,7 @@
 """Database engine, sessions and the Alembic upgrade run at start-up."""
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -51,8 +52,10 @@ def upgrade(engine: Engine) -> None:
 
 class Database:
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("sqlite:///"):  # owner-only: it holds patients' data and password hashes
+            path = Path(url[len("sqlite:///"):])
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -8,8 +8,9 @@
 ``..._ORTHANC_PASSWORD`` / ``..._ORTHANC_PASSWORD_FILE``   its password, inline or from a file
 ``..._DATA_DIR``                       bundles, staging files, SQLite (default ``./portability-data``)
 ``..._TOKEN_TTL_HOURS``                lifetime of a download link (default 168 = 7 days)
-``..._STAFF_USERS``                    ``user:password:role[,user:password:role...]``
-``..._STAFF_TOKENS``                   ``token:role[,token:role...]`` (bearer tokens)
+``..._STAFF_TOKENS``                   ``token:role[,token:role...]``: bearer tokens of integrations
+``..._PLUGIN_TOKEN_FILE``              the Orthanc plugin's bearer token (consent gate, login checks,
+                                       egress checks; nothing else)
 ``..._ISSUER``                         who issues the copies (shown to the patient)
 ``..._HOST`` / ``..._PORT``            where :func:`portability.server.run` listens
 ``..._WORKER``                         ``0`` to run no background worker in this process
@@ -47,7 +48,9 @@ What the patient's copy tells (GDPR Art. 15; every text is translated, the value
                                        shown as an evenly sampled strip
 =====================================  ==========================================================
 
-Roles: ``staff`` (handles requests), ``reviewer`` (and may also verify identity), ``dpo`` (all).
+Roles: ``staff`` (handles requests), ``clinician`` (staff who may act for care), ``reviewer``
+(and may also verify identity), ``dpo`` (all). People are accounts in the database
+(``orthanc-gdpr users``, ``/api/users``); no password is ever read from the environment.
 """
 from __future__ import annotations
 
@@ -55,8 +58,9 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .accounts import ROLES
+
 PREFIX = "ORTHANC_GDPR_SERVICE_"
-ROLES = ("staff", "reviewer", "dpo")
 LAWFUL_BASES = ("consent", "care", "public-health", "research", "legal-obligation", "vital-interest")
 
 
@@ -114,8 +118,10 @@ class Settings:
     orthanc_username: str | None = None
     orthanc_password: str | None = None
     token_ttl_hours: float = 168.0
-    staff_users: dict[str, tuple[str, str]] = field(default_factory=dict)  # user -> (password, role)
+    #: accounts created at start when missing (tests, embedding): user -> (password, role)
+    staff_users: dict[str, tuple[str, str]] = field(default_factory=dict)
     staff_tokens: dict[str, str] = field(default_factory=dict)  # token -> role
+    plugin_token: str | None = None  #: the Orthanc plugin's bearer token
     issuer: str = "Orthanc GDPR portability service"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -172,14 +178,23 @@ class Settings:
                 password = Path(password_file).read_text().strip()
             except OSError as e:
                 raise SettingsError(f"cannot read {PREFIX}ORTHANC_PASSWORD_FILE: {e}") from e
+        if get("STAFF_USERS") is not None:
+            raise SettingsError(f"{PREFIX}STAFF_USERS is no longer read: passwords never come from the environment; "
+                                "create accounts with `orthanc-gdpr users add NAME --role ROLE`")
+        plugin_token = None
+        if get("PLUGIN_TOKEN_FILE"):
+            try:
+                plugin_token = Path(get("PLUGIN_TOKEN_FILE")).read_text().strip() or None
+            except OSError as e:
+                raise SettingsError(f"cannot read {PREFIX}PLUGIN_TOKEN_FILE: {e}") from e
         values = dict(
             data_dir=Path(get("DATA_DIR", "portability-data")),
             database_url=get("DATABASE_URL", ""),
             orthanc_url=get("ORTHANC_URL", "http://127.0.0.1:8042"),
             orthanc_username=get("ORTHANC_USERNAME"),
             orthanc_password=password,
-            staff_users={u: (p, r) for u, p, r in _pairs(get("STAFF_USERS", ""), 3)},
             staff_tokens={t: r for t, r in _pairs(get("STAFF_TOKENS", ""), 2)},
+            plugin_token=plugin_token,
             issuer=get("ISSUER", cls.issuer),
             host=get("HOST", "127.0.0.1"),
             worker=get("WORKER", "1") not in ("0", "false", "no"),

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from orthanc_server import make_ct_study
 from portability.app import create_app
 from portability.models import DownloadLink, one_month_after
-from portability.settings import Settings
+from portability.settings import Settings, SettingsError
 from pg import throwaway_database
 
 @pytest.fixture(scope="session")
@@ -40,7 +40,7 @@ def database_url(request, tmp_path):
     engine = sa.create_engine(url)
     with engine.begin() as c:
         c.execute(sa.text("DROP TABLE IF EXISTS portability_audit, portability_links, portability_jobs, "
-                          "portability_requests, portability_alembic_version CASCADE"))
+                          "portability_requests, staff_users, login_throttle, portability_alembic_version CASCADE"))
     engine.dispose()
 
 
@@ -231,9 +231,12 @@ def test_settings_from_environment(tmp_path):
     s = Settings.from_env({"ORTHANC_GDPR_SERVICE_DATA_DIR": str(tmp_path),
                            "ORTHANC_GDPR_SERVICE_ORTHANC_USERNAME": "svc",
                            "ORTHANC_GDPR_SERVICE_ORTHANC_PASSWORD_FILE": str(pw),
-                           "ORTHANC_GDPR_SERVICE_STAFF_USERS": "a:b:staff,d:e:dpo",
+                           "ORTHANC_GDPR_SERVICE_STAFF_TOKENS": "tok:clinician",
                            "ORTHANC_GDPR_SERVICE_TOKEN_TTL_HOURS": "2"})
     assert s.orthanc_auth == ("svc", "s3cret") and s.token_ttl_hours == 2
-    assert s.staff_users == {"a": ("b", "staff"), "d": ("e", "dpo")}
+    assert s.staff_tokens == {"tok": "clinician"} and s.staff_users == {}
+    # no password is ever read from the environment: the old variable is refused, saying what to do
+    with pytest.raises(SettingsError, match="orthanc-gdpr users add"):
+        Settings.from_env({"ORTHANC_GDPR_SERVICE_STAFF_USERS": "a:b:staff"})
     assert s.database_url == f"sqlite:///{tmp_path / 'portability.sqlite'}"
     assert one_month_after(datetime(2025, 1, 31)) == datetime(2025, 2, 28)

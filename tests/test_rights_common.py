@@ -15,7 +15,7 @@ from pg import throwaway_database
 ALL_TABLES = ("idempotency_keys, consent_signings, consent_forms, case_tracking, web_sessions, "
               "patient_tokens, erased_pseudonyms, recipient_notices, rights_jobs, erasures, rectifications, "
               "patient_locks, patient_flags, consents, audit_chain_head, portability_audit, portability_links, "
-              "portability_jobs, portability_requests, portability_alembic_version")
+              "portability_jobs, portability_requests, staff_users, login_throttle, portability_alembic_version")
 
 
 def basic(user: str, password: str) -> dict:

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +28,7 @@ from pg import throwaway_database
 
 pytestmark = pytest.mark.integration
 
-DPO = ("dora", "dora-" + uuid.uuid4().hex)
+DPO = ("dora", "Scale-out-harbour-lantern-47")
 PATIENTS = [f"SCALE-{i}" for i in range(4)]
 
 
@@ -52,7 +51,7 @@ class Service:
         self.env.update({f"ORTHANC_GDPR_SERVICE_{k}": v for k, v in {
             "DATABASE_URL": database_url, "DATA_DIR": str(self.data_dir), "ORTHANC_URL": orthanc.url,
             "ORTHANC_USERNAME": orthanc.username, "ORTHANC_PASSWORD": orthanc.password,
-            "STAFF_USERS": f"{DPO[0]}:{DPO[1]}:dpo", "HOST": "127.0.0.1", "PORT": str(self.port)}.items()})
+            "HOST": "127.0.0.1", "PORT": str(self.port)}.items()})
         self.env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "plugin")])
         self.proc: subprocess.Popen | None = None
 
@@ -107,6 +106,9 @@ def cluster(orthanc, pg_url, tmp_path):
         list(pool.map(upload, PATIENTS))
     a = Service("service-a", tmp_path, pg_url, orthanc)
     b = Service("service-b", tmp_path, pg_url, orthanc)
+    added = subprocess.run([sys.executable, "-m", "orthanc_gdpr.cli", "users", "add", DPO[0], "--role", "dpo",
+                            "--password-stdin"], input=DPO[1], env=a.env, cwd=REPO, capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr  # the one account both services know (one database)
     try:
         a.start()  # one after the other: the first start runs the migrations
         b.start()

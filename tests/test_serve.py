@@ -209,12 +209,15 @@ def test_serve_config_is_the_production_template_on_loopback(tmp_path):
 
 def test_serve_password_health_restart_audit_and_stop(served: ServeProcess):
     out = served.output
-    # URLs printed; the generated password shown once, stored owner-only
+    # URLs printed; the generated password stored owner-only and, stdout not being a terminal,
+    # not shown (it would land in whatever log stdout is redirected to)
     assert f"http://127.0.0.1:{served.http_port}/" in out and "/gdpr/health" in out
     password_file = served.data_dir / "admin-password"
     assert password_file.stat().st_mode & 0o777 == 0o600
-    assert served.password in out and len(served.password) >= 20
-    assert (served.data_dir / "orthanc.json").stat().st_mode & 0o777 == 0o600
+    assert served.password not in out and len(served.password) >= 20
+    assert f"stored owner-only in {password_file} (not shown: standard output is not a terminal)" in out
+    for name in ("orthanc.json", "orthanc.log", "service.log"):
+        assert (served.data_dir / name).stat().st_mode & 0o777 == 0o600, name
 
     # the plugin's route: 401 without credentials, 200 with
     assert requests.get(served.url + "/gdpr/health", timeout=5).status_code == 401
@@ -270,7 +273,7 @@ def test_serve_runs_the_portability_service_beside_orthanc(served: ServeProcess)
     out, data = served.output, served.data_dir
     assert f"{served.service_url}/" in out and "/docs" in out
     dpo = served.dpo_auth[1]
-    assert dpo in out and len(dpo) >= 20
+    assert dpo not in out and len(dpo) >= 20 and "first dpo account 'dpo'" in out
     for name in ("dpo-password", "service-token"):
         assert (data / name).stat().st_mode & 0o777 == 0o600, name
     assert (data / "service").stat().st_mode & 0o777 == 0o700
@@ -287,7 +290,9 @@ def test_serve_runs_the_portability_service_beside_orthanc(served: ServeProcess)
     assert requests.get(served.service_url + "/requests", timeout=5).status_code == 401
     assert requests.get(served.service_url + "/requests", auth=("dpo", "wrong"), timeout=5).status_code == 401
     assert requests.get(served.service_url + "/requests", auth=served.dpo_auth, timeout=5).status_code == 200
-    # the plugin's consent gate: its token (role staff) gets an answer from the registry
+    # the plugin's consent gate: its machine token gets an answer from the registry, nothing else
+    assert requests.get(served.service_url + "/requests", headers={"Authorization": f"Bearer {token}"},
+                        timeout=5).status_code == 403
     r = requests.get(served.service_url + "/api/consents/standing", timeout=5,
                      headers={"Authorization": f"Bearer {token}"},
                      params={"patient_id": "SERVE-1", "purpose": "research"})

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from browser import LiveService, audit_html
+from portability import accounts
 from portability.app import create_app
 from portability.settings import Settings
 
@@ -87,7 +88,7 @@ def test_every_unsafe_form_needs_the_csrf_token(app):
 def test_a_removed_account_loses_its_session_at_once(app):
     with TestClient(app) as c:
         assert sign_in(c).status_code == 303
-        app.state.settings.staff_users.pop("rita")
+        accounts.set_enabled(app.state.db, "rita", False, "test")  # disabled in the account store
         assert c.get("/ui/", follow_redirects=False).status_code == 303
 
 

@@ -14,6 +14,7 @@ from . import __version__, serve
 from portability import commands as portability_commands
 from portability import audit_cli as portability_audit_cli
 from portability import anonymous_cli
+from portability import users_cli as portability_users_cli
 from .config_check import add_command as add_check_config_command
 from .deid import (DeidentificationError, Deidentifier, KeyFileError, Keyring, ProfileError,
                    UnknownOptionError, deidentify_tree, load_key, load_profile, read)
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     portability_commands.add_commands(sub)
     portability_audit_cli.add_commands(sub)
     anonymous_cli.add_commands(sub)
+    portability_users_cli.add_commands(sub)
     add_check_config_command(sub)
     return parser
 

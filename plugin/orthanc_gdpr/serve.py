@@ -3,8 +3,12 @@ it, on embedded defaults, supervised.
 
 The data directory holds everything that persists: Orthanc's storage, the plugin's state (queue,
 audit log), the pseudonymisation key, the generated admin password, and the portability
-service's data (``service/``: SQLite database, bundles) with its generated DPO password and the
-token the plugin's consent gate uses to ask it. Orthanc and the service are restarted within
+service's data (``service/``: SQLite database with the staff accounts, bundles), the first
+dpo's generated password (``dpo-password``, the owner-only first-start secret) and the token the
+plugin uses to ask the service. Accounts live in the service's database and persist across
+restarts: ``serve`` creates the first dpo once, when no dpo account exists; everyone else is
+added with ``orthanc-gdpr users add`` or ``/api/users``. A generated secret is shown only on a
+terminal, never written to a redirected standard output (a log). Orthanc and the service are restarted within
 seconds when they die, and each such death is an audit record (a security incident: a crafted
 file can crash Orthanc 1.10): Orthanc's in the plugin's audit log, the service's in the
 service's audit store (the one chain that also imports the plugin's log).
@@ -74,17 +78,49 @@ def admin_password(data_dir: Path) -> tuple[str, bool]:
     env = os.environ.get(PASSWORD_ENV)
     if env:
         return env, False
-    return _secret_file(data_dir / "admin-password", lambda: secrets.token_urlsafe(18))
+    from portability.accounts import generate_password
+
+    return _secret_file(data_dir / "admin-password", generate_password)
 
 
-def dpo_password(data_dir: Path) -> tuple[str, bool]:
-    """The service's DPO password: generated once, stored owner-only in the data directory."""
-    return _secret_file(data_dir / "dpo-password", lambda: secrets.token_urlsafe(18))
+def seed_dpo(data_dir: Path, env: dict[str, str]) -> str | None:
+    """Create the first dpo account when the service's database has no enabled dpo, with a
+    generated password kept in ``dpo-password`` (owner-only). Returns the password when it was
+    generated just now (to be shown on a terminal), else None."""
+    from portability import accounts, chain
+    from portability.db import Database
+    from portability.settings import Settings
+
+    db = Database(Settings.from_env(env).database_url)
+    try:
+        db.migrate()
+        if accounts.has_enabled(db, "dpo"):
+            return None
+        password, created = _secret_file(data_dir / "dpo-password", accounts.generate_password)
+        try:
+            accounts.create(db, DPO, "dpo", password, "orthanc-gdpr serve", enforce_policy=False)
+        except accounts.DuplicateAccount:
+            return None
+        chain.append(db, "user.created", actor="orthanc-gdpr serve", account=DPO, role="dpo", channel="serve",
+                     password="generated")
+        return password if created else None
+    finally:
+        db.dispose()
 
 
 def service_token(data_dir: Path) -> str:
-    """The bearer token (role staff) with which the plugin's consent gate asks the service."""
+    """The bearer token with which the plugin asks the service (consent gate): a machine's token,
+    accepted only by the routes the plugin calls."""
     return _secret_file(data_dir / "service-token", lambda: secrets.token_urlsafe(32))[0]
+
+
+def show_secret(what: str, value: str, path: Path) -> None:
+    """Show a generated secret once, on a terminal only; a redirected standard output is a log."""
+    if sys.stdout.isatty():
+        print(f"orthanc-gdpr: generated {what} (shown once, stored owner-only in {path}): {value}")
+    else:
+        print(f"orthanc-gdpr: generated {what}, stored owner-only in {path} (not shown: standard output "
+              "is not a terminal)")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -94,12 +130,12 @@ def _write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-def service_env(opts: ServeOptions, password: str, dpo: str, token: str,
+def service_env(opts: ServeOptions, password: str, token_file: Path,
                 environ: dict[str, str] | None = None) -> dict[str, str]:
     """The service's environment: the local Orthanc as admin (password from an owner-only file),
-    SQLite and bundles in ``<data>/service``, the plugin's audit log and key, the DPO user and the
+    SQLite and bundles in ``<data>/service``, the plugin's audit log and key, and the file of the
     plugin's token. Other ``ORTHANC_GDPR_SERVICE_*`` variables of the caller (e.g. a PostgreSQL
-    ``DATABASE_URL``) are passed on."""
+    ``DATABASE_URL``) are passed on; no password ever travels in the environment."""
     data = opts.data_dir.resolve()
     opts.service_dir.mkdir(mode=0o700, exist_ok=True)
     password_file = data / "admin-password"
@@ -107,12 +143,12 @@ def service_env(opts: ServeOptions, password: str, dpo: str, token: str,
         password_file = opts.service_dir / "orthanc-password"  # the password came from the environment
         _write_private(password_file, password + "\n")
     env = {k: v for k, v in (os.environ if environ is None else environ).items() if k != PASSWORD_ENV}
-    for name in ("ORTHANC_PASSWORD",):  # never an inherited inline password: the file wins
+    for name in ("ORTHANC_PASSWORD", "STAFF_USERS"):  # never an inherited inline password: the file wins
         env.pop(SERVICE_ENV + name, None)
     env.update({SERVICE_ENV + k: v for k, v in {
         "ORTHANC_URL": f"http://127.0.0.1:{opts.http_port}", "ORTHANC_USERNAME": ADMIN,
         "ORTHANC_PASSWORD_FILE": str(password_file), "DATA_DIR": str(opts.service_dir),
-        "STAFF_USERS": f"{DPO}:{dpo}:dpo", "STAFF_TOKENS": f"{token}:staff",
+        "PLUGIN_TOKEN_FILE": str(token_file),
         "PLUGIN_AUDIT_LOG": str(data / "gdpr-state" / "audit.jsonl"), "PLUGIN_KEY_FILE": str(data / "gdpr.key"),
         "HOST": "127.0.0.1", "PORT": str(opts.service_port)}.items()})
     paths = [str(REPO), str(REPO / "plugin")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
@@ -177,7 +213,8 @@ class Child:
                  on_death: Callable[["Child", int, int, float, float], None],
                  env: dict[str, str] | None = None):
         self.name, self.argv, self.cwd, self.env, self.on_death = name, argv, cwd, env, on_death
-        self.log = open(log, "ab")
+        self.log = os.fdopen(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")  # owner-only
+        os.chmod(log, 0o600)
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
         self.restarts = 0
@@ -319,24 +356,23 @@ def serve(opts: ServeOptions) -> int:
     if not (opts.data_dir / "gdpr.key").exists():
         create_key_file(opts.data_dir / "gdpr.key")
     password, created = admin_password(opts.data_dir)
-    env = None
+    env, dpo = None, None
     if opts.service_port:
-        dpo, dpo_created = dpo_password(opts.data_dir)
-        env = service_env(opts, password, dpo, service_token(opts.data_dir))
+        service_token(opts.data_dir)
+        env = service_env(opts, password, opts.data_dir.resolve() / "service-token")
+        dpo = seed_dpo(opts.data_dir, env)
     config = write_config(opts, password)
     print(f"orthanc-gdpr: data directory {opts.data_dir.resolve()}")
     print(f"orthanc-gdpr: Orthanc REST and web UI  http://127.0.0.1:{opts.http_port}/  (user {ADMIN})")
     print(f"orthanc-gdpr: plugin health            http://127.0.0.1:{opts.http_port}/gdpr/health")
     print(f"orthanc-gdpr: DICOM                    AET ORTHANC_GDPR on port {opts.dicom_port} (declared modalities only)")
     if opts.service_url:
-        print(f"orthanc-gdpr: portability service      {opts.service_url}/  (user {DPO}, role dpo; API docs "
-              f"{opts.service_url}/docs)")
+        print(f"orthanc-gdpr: portability service      {opts.service_url}/  (staff accounts: orthanc-gdpr users; "
+              f"API docs {opts.service_url}/docs)")
     if created:
-        print(f"orthanc-gdpr: generated admin password (shown once, stored owner-only in "
-              f"{opts.data_dir / 'admin-password'}): {password}")
-    if opts.service_port and dpo_created:
-        print(f"orthanc-gdpr: generated service password for {DPO} (shown once, stored owner-only in "
-              f"{opts.data_dir / 'dpo-password'}): {dpo}")
+        show_secret("admin password", password, opts.data_dir / "admin-password")
+    if dpo:
+        show_secret(f"password of the first dpo account {DPO!r}", dpo, opts.data_dir / "dpo-password")
     sys.stdout.flush()
     supervisor = Supervisor(opts, config, service_env=env)
     try:

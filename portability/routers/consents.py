@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from .. import audit
-from ..auth import Staff, require, same_patient_or_403, staff_or_patient
+from ..auth import Staff, machine_or_staff, require, same_patient_or_403, staff_or_patient
 from ..errors import Conflict
 from ..models import Consent, PatientFlag, aware, utcnow
 from .deps import db as get_db, get_or_404
@@ -105,7 +105,7 @@ def standing_of(db, patient_id: str, issuer: str, purpose: str) -> dict:
 
 @router.get("/consents/standing")
 def standing(patient_id: str = Query(..., min_length=1), issuer: str = "", purpose: str = Query(..., min_length=1),
-             staff: Staff = Depends(require("staff")), db=Depends(get_db)) -> dict:
+             staff: Staff = Depends(machine_or_staff("staff")), db=Depends(get_db)) -> dict:
     """For the plugin's consent gate: explicit consent for ``purpose``, restriction, objection."""
     answer = standing_of(db, patient_id, issuer, purpose)
     audit.record("consent.standing", actor=staff.name, patient_id=patient_id, issuer=issuer, purpose=purpose, **answer)

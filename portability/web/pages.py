@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from ..auth import ROLES
+from ..auth import ROLES, has_role
 from . import session
 
 HERE = Path(__file__).resolve().parent
@@ -43,7 +43,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     """Render ``template`` with the layout's context (signed-in person, nav, CSRF token)."""
     staff = session.signed_in(request)
     nav = [(p, label) for p, label, role in NAV
-           if staff is not None and staff.role in ROLES and ROLES.index(staff.role) >= ROLES.index(role)]
+           if staff is not None and has_role(staff, role)]
     response = templates.TemplateResponse(
         request, template,
         {"staff": staff, "nav": nav, "csrf_token": session.csrf_token(request), **context},
