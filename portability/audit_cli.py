@@ -99,6 +99,21 @@ def cmd_ingest(args) -> int:
     return 0
 
 
+def _with_plugin_records(args):
+    """The store with the plugin's log imported; None (the error printed) when the log's chain is broken."""
+    from . import chain
+
+    db, settings = _db(args)
+    log = _plugin_log(args, settings)
+    if log:
+        try:
+            chain.ingest_plugin_log(db, log)
+        except chain.AuditChainError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return None
+    return db
+
+
 def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
@@ -121,20 +136,15 @@ def cmd_export(args) -> int:
 
 
 def cmd_breach(args) -> int:
-    from . import audit_reports, chain
+    from . import audit_reports
     from .orthanc import OrthancClient
 
     if not args.destination and not args.user:
         print("error: give --destination D and/or --user U", file=sys.stderr)
         return 2
-    db, settings = _db(args)
-    log = _plugin_log(args, settings)
-    if log:
-        try:
-            chain.ingest_plugin_log(db, log)
-        except chain.AuditChainError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+    db = _with_plugin_records(args)
+    if db is None:
+        return 1
     client = OrthancClient(args.orthanc) if args.orthanc else None
     rows = audit_reports.breach(db, client, _when(args.since), _when(args.until), args.destination, args.user)
     text = audit_reports.breach_csv(rows) if args.format == "csv" else \
@@ -147,16 +157,11 @@ def cmd_breach(args) -> int:
 
 
 def cmd_anonymity_report(args) -> int:
-    from . import anonymity_report, chain
+    from . import anonymity_report
 
-    db, settings = _db(args)
-    log = _plugin_log(args, settings)
-    if log:
-        try:
-            chain.ingest_plugin_log(db, log)
-        except chain.AuditChainError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+    db = _with_plugin_records(args)
+    if db is None:
+        return 1
     since, until = _when(args.since), _when(args.until)
     report = anonymity_report.rows(db, since, until)
     text = anonymity_report.to_csv(report) if args.format == "csv" else anonymity_report.to_html(report, since, until)

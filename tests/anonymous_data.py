@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import (CTImageStorage, EnhancedCTImageStorage, ExplicitVRLittleEndian, BasicTextSRStorage,
-                         generate_uid)
+from pydicom.uid import (CTImageStorage, EncapsulatedPDFStorage, EnhancedCTImageStorage, ExplicitVRLittleEndian,
+                         BasicTextSRStorage, generate_uid)
 
 from pixel_corpus import fonts
 
@@ -96,12 +96,18 @@ def write_multiframe(folder: Path, frames: int = 60, patient: str = "PAT-MF") ->
     return path
 
 
-def write_sr(folder: Path, count: int = 30, patient: str = "PAT-SR") -> Path:
-    """A series of ``count`` basic text SR instances."""
+def write_documents(folder: Path, kind: str, count: int = 30, patient: str = "PAT-DOC") -> Path:
+    """A series of ``count`` basic text SR (``kind="SR"``) or encapsulated PDF (``"DOC"``) instances."""
     folder.mkdir(parents=True, exist_ok=True)
     study, series = generate_uid(), generate_uid()
     for i in range(1, count + 1):
-        ds = _base(BasicTextSRStorage, patient, study, series, "SR")
-        ds.InstanceNumber, ds.ValueType = i, "CONTAINER"
-        ds.save_as(folder / f"sr{i:03d}.dcm", enforce_file_format=True)
+        if kind == "SR":
+            ds = _base(BasicTextSRStorage, patient, study, series, "SR")
+            ds.ValueType = "CONTAINER"
+        else:
+            ds = _base(EncapsulatedPDFStorage, patient, study, series, "DOC")
+            ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+            ds.EncapsulatedDocument = b"%PDF-1.4\n%%EOF\n"
+        ds.InstanceNumber = i
+        ds.save_as(folder / f"doc{i:03d}.dcm", enforce_file_format=True)
     return folder

@@ -19,7 +19,7 @@ import pydicom
 import pytest
 from PIL import Image
 
-from anonymous_data import BURNED_TEXT, write_multiframe, write_series, write_sr
+from anonymous_data import BURNED_TEXT, write_documents, write_multiframe, write_series
 from orthanc_gdpr.anonymous.png import chunks
 from orthanc_gdpr.anonymous.series import series_from_files
 from orthanc_gdpr.cli import main as cli
@@ -238,9 +238,22 @@ def test_multiframe_instance_needs_a_frame_number(tmp_path, store, capsys):
     assert np.array_equal(np.array(Image.open(out / entry["file"])), expected)
 
 
-def test_structured_reports_are_not_images(tmp_path, store, capsys):
+@pytest.mark.parametrize("kind", ["SR", "DOC"])
+def test_reports_and_pdfs_are_not_images(tmp_path, store, capsys, kind):
     out = tmp_path / "out"
-    assert_refused(export(store, write_sr(tmp_path / "sr", 30), out, slices="3"), capsys, "inputs", "not images")
+    assert_refused(export(store, write_documents(tmp_path / kind, kind), out, slices="3"), capsys, "inputs",
+                   f"holds {kind} objects, not images")
+    nothing_left(tmp_path, out)
+
+
+def test_an_object_without_pixels_inside_an_image_series_is_refused(tmp_path, store, capsys):
+    series = write_series(tmp_path / "s", 60)
+    ds = pydicom.dcmread(series / "ct0012.dcm")
+    del ds.PixelData
+    ds.save_as(series / "ct0012.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    assert_refused(export(store, series, out, slices="5,12"), capsys, "--slices", "slice 12 is not an image",
+                   "no pixel data")
     nothing_left(tmp_path, out)
 
 
