@@ -17,6 +17,15 @@ With ``--repeat N`` the three are run in N alternating rounds and the best time 
 Targets: bundle >= 3x faster than /media, peak RSS <= 300 MB.
 
     .venv/bin/python bench/bench_bundle.py --megabytes 1000
+
+``--viewer`` measures the offline viewer's overhead instead: a CT study of ``--instances``
+512x512 slices of a body phantom (air, soft tissue, lungs, spine, 15 HU noise: JPEG sizes depend
+on content, so noise alone would be unfair), then the bundle without the viewer (``--no-viewer``,
+the build as it was before the viewer) against the bundle with it (settings from the
+environment: ``ORTHANC_GDPR_SERVICE_VIEWER_SIZE`` / ``..._VIEWER_QUALITY``), in alternating rounds.
+Targets: build time +30 % at most, bundle size +25 % at most. The load average is printed.
+
+    .venv/bin/python bench/bench_bundle.py --viewer --instances 500 --repeat 3
 """
 from __future__ import annotations
 
@@ -64,6 +73,82 @@ def instances(count: int):
         yield study, buf.getvalue()
 
 
+def phantom_slices(distinct: int = 16) -> list[bytes]:
+    """``distinct`` 512x512 CT slices (stored values, Rescale Intercept -1024) of a body phantom."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[-1:1:ROWS * 1j, -1:1:ROWS * 1j]
+    out = []
+    for k in range(distinct):
+        grow = 1 + 0.03 * np.sin(k / distinct * np.pi)
+        hu = np.full((ROWS, ROWS), -1000.0)
+        hu[(x / (0.85 * grow)) ** 2 + (y / (0.6 * grow)) ** 2 < 1] = 40
+        for side in (-1, 1):
+            hu[((x - side * 0.38) / (0.28 * grow)) ** 2 + ((y + 0.05) / (0.4 * grow)) ** 2 < 1] = -820
+        hu[(x / 0.1) ** 2 + ((y - 0.4) / 0.1) ** 2 < 1] = 700
+        hu += rng.normal(0, 15, hu.shape)
+        out.append(np.clip(hu + 1024, 0, 4095).astype(np.uint16).tobytes())
+    return out
+
+
+def ct_instances(count: int):
+    """A 512x512 CT study of ``count`` phantom slices in one series."""
+    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    slices = phantom_slices()
+    for i in range(count):
+        ds = template.copy()
+        ds.file_meta = template.file_meta.copy()
+        ds.PatientID, ds.PatientName = "BENCH-1", "Bench^Mark"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.SeriesNumber, ds.InstanceNumber = 1, i + 1
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.Rows = ds.Columns = ROWS
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+        ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+        ds.WindowCenter, ds.WindowWidth = 40, 400
+        ds.PixelData = slices[i % len(slices)]
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        yield study, buf.getvalue()
+
+
+def bench_viewer(args) -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-viewer-", dir=REPO / "bench") as tmp:
+        work = Path(tmp)
+        server = OrthancServer(work / "orthanc", stable_age=60).start()
+        try:
+            study_uid = None
+            with ThreadPoolExecutor(4) as pool:
+                for study_uid, data in ct_instances(args.instances):
+                    pool.submit(server.upload, data)
+            url = server.url.replace("http://", f"http://{server.username}:{server.password}@")
+            base = [str(REPO / ".venv" / "bin" / "orthanc-gdpr"), "bundle", "--quiet", "--orthanc", url,
+                    "--patient", "BENCH-1", "--study", study_uid]
+            runs: dict[str, list] = {"without viewer": [], "with viewer": []}
+            for _ in range(args.repeat):
+                for label, extra in (("without viewer", ["--no-viewer"]), ("with viewer", [])):
+                    out = work / "bundle.zip"
+                    load = os.getloadavg()[0]
+                    t = time.monotonic()
+                    subprocess.run([*base, *extra, str(out)], check=True)
+                    runs[label].append((time.monotonic() - t, out.stat().st_size, load))
+                    out.unlink()
+            for label, r in runs.items():
+                secs, size, _ = min(r)
+                print(f"{label:15} best {secs:6.2f} s  {size / 1e6:7.1f} MB  [runs: "
+                      + ", ".join(f"{s:.2f} s (load {ld:.1f})" for s, _, ld in r) + "]")
+            (t0, s0, _), (t1, s1, _) = min(runs["without viewer"]), min(runs["with viewer"])
+            print(f"viewer overhead: build time +{(t1 / t0 - 1) * 100:.0f} % (target <= 30 %), "
+                  f"size +{(s1 / s0 - 1) * 100:.0f} % (target <= 25 %); load average now "
+                  + " ".join(f"{v:.1f}" for v in os.getloadavg()))
+        finally:
+            server.stop()
+    return 0
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a running process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -75,7 +160,11 @@ def main() -> int:
     ap.add_argument("--megabytes", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=1, help="rounds of /media + bundle; best of each")
     ap.add_argument("--py-spy", metavar="OUT", help="also record the bundle process with py-spy (raw)")
+    ap.add_argument("--viewer", action="store_true", help="measure the offline viewer's overhead instead")
+    ap.add_argument("--instances", type=int, default=500, help="--viewer: CT slices in the study")
     args = ap.parse_args()
+    if args.viewer:
+        return bench_viewer(args)
     count = max(4, args.megabytes * 1024 * 1024 // (ROWS * ROWS * 2 + 2000))
     with tempfile.TemporaryDirectory(prefix="bench-bundle-", dir=REPO / "bench") as tmp:
         work = Path(tmp)

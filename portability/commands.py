@@ -12,6 +12,10 @@ import sys
 import time
 
 from .bundle import BundleError, ImportError_, build_bundle, import_bundle
+from .bundle.notice import SiteNotice
+from .bundle.viewer import ViewerOptions
+from .i18n import LANGUAGES
+from .settings import Settings, SettingsError
 from .orthanc import OrthancClient, OrthancError, PatientNotFound, split_credentials
 
 USER_ENV, PASSWORD_ENV = "ORTHANC_GDPR_ORTHANC_USERNAME", "ORTHANC_GDPR_ORTHANC_PASSWORD"
@@ -38,10 +42,20 @@ class _Progress:
 
 
 def cmd_bundle(args) -> int:
+    """The Art. 15 site facts and the viewer settings come from ``$ORTHANC_GDPR_SERVICE_*`` (see
+    :mod:`portability.settings`); without the audit store the copy says so instead of listing
+    recipients (the service's bundle jobs list them)."""
+    try:
+        settings = Settings.from_env(issuer=args.issuer)
+    except SettingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    viewer = ViewerOptions(0) if args.no_viewer else ViewerOptions.from_settings(settings)
     try:
         result = build_bundle(_client(args), args.output, patient_id=args.patient, issuer=args.issuer,
                               issuer_of_patient_id=args.patient_issuer, study_uids=args.study or None,
-                              progress=_Progress(args.quiet))
+                              progress=_Progress(args.quiet), site=SiteNotice.from_settings(settings, args.language),
+                              viewer=viewer)
     except PatientNotFound as e:
         print(f"error: unknown patient: {e}", file=sys.stderr)
         return 3
@@ -89,6 +103,9 @@ def add_commands(sub) -> None:
     b.add_argument("--patient-issuer", help="IssuerOfPatientID, to tell patients with the same ID apart")
     b.add_argument("--study", action="append", default=[], metavar="STUDY_UID", help="only this study (repeatable)")
     b.add_argument("--issuer", default="Orthanc GDPR", help="who issues the copy (shown to the patient)")
+    b.add_argument("--language", choices=LANGUAGES, help="the patient's preferred language (comes first; then "
+                   "$ORTHANC_GDPR_SERVICE_BUNDLE_LANGUAGES)")
+    b.add_argument("--no-viewer", action="store_true", help="leave out the offline viewer's images and pages")
     b.add_argument("output", metavar="OUT.zip")
     b.set_defaults(func=cmd_bundle)
 

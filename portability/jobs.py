@@ -33,6 +33,9 @@ from orthanc_gdpr.anonymous.decision import IDENTIFIED
 
 from . import audit
 from .bundle import build_bundle
+from .bundle.notice import SiteNotice
+from .bundle.viewer import ViewerOptions
+from .disclosures import disclosures_for
 from .models import Job, PortabilityRequest, utcnow
 
 log = logging.getLogger("portability.jobs")
@@ -261,7 +264,8 @@ def run_job(db, settings, make_client, job_id: int) -> None:
         req = s.get(PortabilityRequest, job.request_id)
         params = dict(patient_id=req.patient_id, orthanc_patient=req.orthanc_patient_id,
                       issuer_of_patient_id=req.issuer, study_uids=req.study_uids)
-        request_id = req.id
+        request_id, language = req.id, req.language
+        patient = dict(patient_id=req.patient_id, issuer=req.issuer, orthanc_patient=req.orthanc_patient_id)
     out = Path(settings.bundles_dir) / f"request-{request_id}-job-{job_id}.zip"
     last = [0.0, None]
 
@@ -275,7 +279,10 @@ def run_job(db, settings, make_client, job_id: int) -> None:
             j.phase, j.done, j.total = phase, done, total
 
     try:
-        result = build_bundle(make_client(), out, issuer=settings.issuer, progress=progress, **params)
+        result = build_bundle(
+            make_client(), out, issuer=settings.issuer, progress=progress,
+            site=SiteNotice.from_settings(settings, language), viewer=ViewerOptions.from_settings(settings),
+            disclosures=lambda resources: disclosures_for(db, settings, resources=resources, **patient), **params)
     except Exception as e:  # noqa: BLE001 - every failure is recorded on the job
         log.warning("job %s failed: %s", job_id, e)
         with db.session() as s:

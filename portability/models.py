@@ -48,6 +48,7 @@ class PortabilityRequest(Base):
     patient_id: Mapped[str | None] = mapped_column(String(128))
     issuer: Mapped[str | None] = mapped_column(String(128))
     study_uids: Mapped[list | None] = mapped_column(JSON)  # None: all studies
+    language: Mapped[str | None] = mapped_column(String(8))  # the patient's preferred language of the copy
     status: Mapped[str] = mapped_column(String(24), default="received")
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[datetime]

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .i18n import LANGUAGES
 
 
 class RequestCreate(BaseModel):
@@ -13,6 +15,15 @@ class RequestCreate(BaseModel):
     issuer: str | None = Field(None, description="IssuerOfPatientID")
     study_uids: list[str] | None = Field(None, description="chosen studies; none = all")
     received_at: datetime | None = Field(None, description="default: now")
+    language: str | None = Field(None, description="the patient's preferred language of the copy: "
+                                 + ", ".join(LANGUAGES) + " (it comes first; the site's languages follow)")
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, v: str | None) -> str | None:
+        if v is not None and v not in LANGUAGES:
+            raise ValueError(f"must be one of {', '.join(LANGUAGES)}")
+        return v
 
     @model_validator(mode="after")
     def _one_patient(self):
@@ -35,6 +46,7 @@ class RequestOut(BaseModel):
     patient_id: str | None
     issuer: str | None
     study_uids: list[str] | None
+    language: str | None = None
     status: str
     received_at: datetime
     due_at: datetime

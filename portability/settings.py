@@ -40,8 +40,10 @@ What the patient's copy tells (GDPR Art. 15; every text is translated, the value
                                        should read them
 ``..._USER_ORGANISATIONS``             ``user=Organisation[;...]``: whose staff an Orthanc user is
                                        (default: the issuer)
-``..._VIEWER_SIZE``                    longest side of the viewer's images in pixels (512; larger
-                                       images are reduced by a whole factor); ``0``: no viewer
+``..._VIEWER_SIZE``                    longest side of the viewer's images in pixels (256; larger
+                                       images are reduced by a whole factor: 512 -> 256); 512
+                                       keeps CT at full resolution (bigger, slower, see
+                                       bench/README.md); ``0``: no viewer
 ``..._VIEWER_QUALITY``                 JPEG quality of the viewer's images, 1-95 (80): lower is
                                        smaller and blurrier
 ``..._VIEWER_MAX_FRAMES``              frames shown per multi-frame image (40); a longer cine is
@@ -143,7 +145,7 @@ class Settings:
     rights_contact: str | None = None
     recipient_names: dict[str, str] = field(default_factory=dict)
     user_organisations: dict[str, str] = field(default_factory=dict)
-    viewer_size: int = 512
+    viewer_size: int = 256
     viewer_quality: int = 80
     viewer_max_frames: int = 40
     anonymity_limits: Path | None = None
@@ -215,7 +217,7 @@ class Settings:
             values["port"] = int(get("PORT", "8000"))
             values["rights_retry_seconds"] = float(get("RIGHTS_RETRY_SECONDS", "30"))
             values["retention_years"] = int(get("RETENTION_YEARS")) if get("RETENTION_YEARS") else None
-            values["viewer_size"] = int(get("VIEWER_SIZE", "512"))
+            values["viewer_size"] = int(get("VIEWER_SIZE", "256"))
             values["viewer_quality"] = int(get("VIEWER_QUALITY", "80"))
             values["viewer_max_frames"] = int(get("VIEWER_MAX_FRAMES", "40"))
         except ValueError as e:

@@ -34,4 +34,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$venv/bin/pip" install -q --disable-pip-version-check -e ".[$extras]"
     echo "$want" > "$stamp"
 fi
+# axe-core (the WCAG 2.1 AA check the browser tests inject), pinned by tests/js/package-lock.json
+# (Debian's nodejs lacks npm, which is its own package; other nodejs builds bring it along)
+if ! command -v npm >/dev/null; then
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends npm
+fi
+js="$root/tests/js"
+js_want="$(sha256sum "$js/package-lock.json" | cut -c1-64)"
+if [ ! -f "$js/node_modules/.orthanc-gdpr-installed" ] || [ "$(cat "$js/node_modules/.orthanc-gdpr-installed")" != "$js_want" ]; then
+    echo "setup: installing test JavaScript (npm ci in tests/js)"
+    npm ci --prefix "$js" --no-audit --no-fund --loglevel=error
+    echo "$js_want" > "$js/node_modules/.orthanc-gdpr-installed"
+fi
 echo "setup: ready"

@@ -131,7 +131,7 @@ def rows(t, notice: Art15) -> Rows:
         if src.sender:
             line += "; " + t("art15.source.sender", aet=src.sender)
         sources.append(line)
-    authority = [t("art15.authority.text"), " ".join(filter(None, (site.authority, site.authority_contact)))] \
+    authority = [t("art15.authority.text"), ", ".join(filter(None, (site.authority, site.authority_contact)))] \
         if site.authority else [t("art15.authority.unknown")]
     return Rows(
         purposes=[(purpose_text(t, p), basis_text(t, b), why) for (p, b), why in purposes.items()],

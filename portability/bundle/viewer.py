@@ -11,7 +11,7 @@ CD or a USB stick: relative links, one stylesheet in the bundle, a Content-Secur
 allows nothing but files of the bundle.
 
 Size and quality: ``size`` is the longest side in pixels (a larger image is reduced by a whole
-factor, so 1024 -> 512, 768 -> 384 at the default 512); ``quality`` is the JPEG quality. Both come
+factor, so 512 -> 256, 1024 -> 256 at the default 256; 512 keeps CT at full resolution); ``quality`` is the JPEG quality. Both come
 from the service settings ``VIEWER_SIZE`` and ``VIEWER_QUALITY``; ``VIEWER_SIZE=0`` leaves the
 viewer out.
 """
@@ -32,7 +32,7 @@ LABEL = {"default": "window.default", "lung": "window.lung", "soft-tissue": "win
 
 @dataclass(frozen=True)
 class ViewerOptions:
-    size: int = 512
+    size: int = 256
     quality: int = 80
     max_frames: int = 40
 
@@ -56,17 +56,55 @@ class Rendered:
     height: int
 
 
+_luts: dict[tuple, object] = {}  # (pixel dtype, Modality LUT, photometric, window) -> 8-bit table
+
+
+def _lut(ds, dtype, window):
+    """``render.to_8bit`` tabulated over every value of a 8/16-bit pixel type: the same mapping
+    (Modality LUT, VOI window, MONOCHROME1), applied to a frame by one table look-up."""
+    import numpy as np
+
+    from orthanc_gdpr.pixels.render import to_8bit
+
+    key = (dtype.str, str(ds.get("RescaleSlope", 1)), str(ds.get("RescaleIntercept", 0)),
+           "ModalityLUTSequence" in ds, ds.get("PhotometricInterpretation"), window)
+    table = _luts.get(key)
+    if table is None:
+        values = np.arange(1 << (8 * dtype.itemsize), dtype=np.dtype(f"u{dtype.itemsize}")).view(dtype)
+        table = to_8bit(ds, values.reshape(1, -1), window)[0].ravel()
+        if len(_luts) > 256:
+            _luts.clear()
+        _luts[key] = table
+    return table
+
+
+def _pictures(ds, frame, names: tuple[str, ...]) -> dict[str, object]:
+    """PIL images of one (already reduced) frame in each named window; a colour frame as it is."""
+    import numpy as np
+    from PIL import Image
+
+    from orthanc_gdpr.pixels.render import CT_PRESETS, default_window, is_colour, modality_values, render
+
+    if is_colour(ds) or frame.ndim != 2 or frame.dtype.kind not in "ui" or frame.dtype.itemsize > 2:
+        return {"default": render(ds, frame, "default")}
+    own = default_window(ds, modality_values(ds, frame))
+    windows = {"default": own}
+    # a preset equal to the instance's own window is left out: the default view shows it
+    windows.update((n, CT_PRESETS[n]) for n in names if n != "default"
+                   and (CT_PRESETS[n].center, CT_PRESETS[n].width) != (own.center, own.width))
+    index = np.ascontiguousarray(frame).view(np.dtype(f"u{frame.dtype.itemsize}"))
+    return {n: Image.fromarray(np.take(_lut(ds, frame.dtype, w), index), "L") for n, w in windows.items()}
+
+
 def _windows(ds) -> tuple[str, ...]:
     from orthanc_gdpr.pixels.render import is_colour
 
-    if is_colour(ds):
-        return ("default",)
-    return CT_WINDOWS if ds.get("Modality") == "CT" else ("default",)
+    return CT_WINDOWS if ds.get("Modality") == "CT" and not is_colour(ds) else ("default",)
 
 
 def render_instance(ds, options: ViewerOptions) -> Rendered | None:
     """The viewer's JPEGs of one full dataset, or None when it has no picture we can decode."""
-    from orthanc_gdpr.pixels.render import frames, render
+    from orthanc_gdpr.pixels.render import frames
 
     if "PixelData" not in ds:
         return None
@@ -85,14 +123,13 @@ def render_instance(ds, options: ViewerOptions) -> Rendered | None:
     for f in shown:
         frame = pixels[f, ::factor, ::factor] if factor > 1 else pixels[f]
         out = {}
-        for w in windows:
-            img = render(ds, frame, w)
+        for w, img in _pictures(ds, frame, windows).items():
             width, height = img.size
             buf = io.BytesIO()
             img.save(buf, "JPEG", quality=options.quality)
             out[w] = buf.getvalue()
         jpegs.append(out)
-    return Rendered(count, shown, windows, jpegs, width, height)
+    return Rendered(count, shown, tuple(jpegs[0]) if jpegs else (), jpegs, width, height)
 
 
 @dataclass

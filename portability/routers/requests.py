@@ -39,7 +39,7 @@ def create(body: RequestCreate, request: Request, staff: Staff = Depends(require
                 PortabilityRequest.patient_id == patient_id)))
         req = PortabilityRequest(
             kind=body.kind, orthanc_patient_id=patient["ID"], patient_id=patient_id, issuer=body.issuer,
-            study_uids=body.study_uids, status="received", received_at=received,
+            study_uids=body.study_uids, language=body.language, status="received", received_at=received,
             due_at=one_month_after(received), copy_number=earlier + 1,
             fee_eur=0.0,  # Art. 15(3): the first copy is free; further copies: no fee charged either
             created_by=staff.name)
