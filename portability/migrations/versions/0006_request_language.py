@@ -1,14 +1,14 @@
 """A patient's preferred language for the copy (INDEX.HTM, README.TXT and the viewer come first
 in it).
 
-Revision ID: 0005_request_language
-Revises: 0004_desk
+Revision ID: 0006_request_language
+Revises: 0005_accounts
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_request_language"
-down_revision = "0004_desk"
+revision = "0006_request_language"
+down_revision = "0005_accounts"
 branch_labels = None
 depends_on = None
 
