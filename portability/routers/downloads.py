@@ -1,7 +1,9 @@
 """The patient's download: ``GET /download/{token}``, with HTTP Range; every attempt audited.
 
-Unknown token: 404; expired or revoked link: 410; unsatisfiable range: 416. Nothing else is
-reachable with a download token (single purpose).
+A browser opening the link (``Accept: text/html``, no ``Range``) gets the landing page
+(:mod:`portability.web.landing`), whose button fetches ``/download/{token}/medical-images.zip``;
+a download tool gets the ZIP at the link itself. Unknown token: 404; expired or revoked link:
+410; unsatisfiable range: 416. Nothing else is reachable with a download token (single purpose).
 """
 from __future__ import annotations
 
@@ -33,6 +35,16 @@ def _file_chunks(path: Path, start: int, length: int):
             yield data
 
 
+class LinkGone(Gone):
+    """The link exists but no longer works: ``reason`` is revoked, expired or file-gone."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__({"revoked": "this download link was revoked",
+                          "expired": "this download link has expired",
+                          "file-gone": "this bundle is no longer available"}[reason])
+        self.reason = reason
+
+
 def _resolve(db, token: str, client: str):
     with db.session() as s:
         link = s.query(DownloadLink).filter_by(token_sha256=token_hash(token)).one_or_none()
@@ -49,13 +61,26 @@ def _resolve(db, token: str, client: str):
             reason = "file-gone"
         if reason:
             audit.record("download.refused", request_id=request_id, link_id=link.id, reason=reason, client=client)
-            raise Gone({"revoked": "this download link was revoked",
-                        "expired": "this download link has expired",
-                        "file-gone": "this bundle is no longer available"}[reason])
+            raise LinkGone(reason)
         return link.id, request_id, Path(link.file_path), bool(link.encrypted)
 
 
+def wants_page(request: Request) -> bool:
+    """A browser navigating to the link (not a download tool, not a resumed download)."""
+    return (request.method == "GET" and "range" not in request.headers
+            and "text/html" in request.headers.get("accept", ""))
+
+
 @router.api_route("/download/{token}", methods=["GET", "HEAD"])
+def link(token: str, request: Request, db=Depends(get_db)):
+    if wants_page(request):
+        from ..web.landing import landing_page
+
+        return landing_page(request, token)
+    return download(token, request, db)
+
+
+@router.api_route("/download/{token}/medical-images.zip", methods=["GET", "HEAD"])
 def download(token: str, request: Request, db=Depends(get_db)):
     client = request.client.host if request.client else None
     link_id, request_id, path, encrypted = _resolve(db, token, client)

@@ -224,21 +224,33 @@ def decide_rectification(rect_id: int, body: Decision, request: Request, staff: 
         return _out(s, s.get(Rectification, rect_id))
 
 
+def _retry(request: Request, db, staff: Staff, kind: str, model, ref_id: int, working: str) -> None:
+    """Try a failed apply again (after the fault was fixed): the patient lock is taken again."""
+    with db.session() as s:
+        r = get_or_404(s, model, ref_id, kind)
+        if r.status != "failed":
+            raise Conflict(f"{kind} {ref_id} is {r.status}: only failed ones are retried")
+        rights.take_lock(s, r.patient_id, r.issuer, f"{kind} #{ref_id}")
+        r.status = working
+    rights.enqueue(db, kind, ref_id)
+    _wake(request)
+    audit.record(f"{kind}.retried", actor=staff.name, **{f"{kind}_id": ref_id})
+
+
 @router.post("/rectifications/{rect_id}/retry", response_model=RectificationOut)
 def retry_rectification(rect_id: int, request: Request, staff: Staff = Depends(require("reviewer")),
                         db=Depends(get_db)) -> RectificationOut:
-    """Try a failed apply again (after the fault was fixed)."""
-    with db.session() as s:
-        r = get_or_404(s, Rectification, rect_id, "rectification")
-        if r.status != "failed":
-            raise Conflict(f"rectification {rect_id} is {r.status}: only failed ones are retried")
-        rights.take_lock(s, r.patient_id, r.issuer, f"rectification #{rect_id}")
-        r.status = "applying"
-    rights.enqueue(db, "rectification", rect_id)
-    _wake(request)
-    audit.record("rectification.retried", actor=staff.name, rectification_id=rect_id)
+    _retry(request, db, staff, "rectification", Rectification, rect_id, "applying")
     with db.session() as s:
         return _out(s, s.get(Rectification, rect_id))
+
+
+@router.post("/erasures/{erasure_id}/retry", response_model=ErasureOut)
+def retry_erasure(erasure_id: int, request: Request, staff: Staff = Depends(require("dpo")),
+                  db=Depends(get_db)) -> ErasureOut:
+    _retry(request, db, staff, "erasure", Erasure, erasure_id, "erasing")
+    with db.session() as s:
+        return _eout(s, s.get(Erasure, erasure_id))
 
 
 @router.get("/notices")
