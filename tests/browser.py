@@ -39,12 +39,13 @@ def free_port() -> int:
 
 
 class LiveService:
-    """``with LiveService(app) as url:`` serves ``app`` (lifespan included) on ``127.0.0.1``."""
+    """``with LiveService(app) as url:`` serves ``app`` (lifespan included) on ``127.0.0.1``
+    (on ``port`` when given: e.g. one already written into Orthanc's configuration)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, port: int | None = None) -> None:
         import uvicorn
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                                     log_level="warning", lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

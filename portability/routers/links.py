@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from .. import audit
 from ..auth import Staff, require
 from ..errors import Conflict
-from ..models import DownloadLink, Job, utcnow
+from ..models import DownloadLink, Job, PortabilityRequest, utcnow
 from ..schemas import LinkCreate, LinkInfo, LinkOut
 from .deps import db as get_db, get_or_404
 
@@ -69,6 +69,9 @@ def create_link(job_id: int, body: LinkCreate, request: Request, staff: Staff = 
         path = enc
     ttl = body.ttl_hours if body.ttl_hours is not None else settings.token_ttl_hours
     with db.session() as s:
+        req = s.get(PortabilityRequest, request_id)
+        if req.status == "ready":  # the copy is handed over: the request is answered (Art. 12(3))
+            req.status, req.closed_at = "delivered", utcnow()
         link = DownloadLink(token_sha256=token_hash(token), purpose=PURPOSE, job_id=job_id,
                             file_path=str(path), encrypted=int(body.password_protected),
                             created_by=staff.name, expires_at=utcnow() + timedelta(hours=ttl), downloads=0)
