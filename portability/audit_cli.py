@@ -2,11 +2,14 @@
 
 The database is ``--database-url``, else the one of ``--data-dir DIR`` (the data directory of
 ``orthanc-gdpr serve``: ``DIR/service``), else ``$ORTHANC_GDPR_SERVICE_DATABASE_URL`` (else the
-service's default SQLite); ``--plugin-log`` defaults to ``DIR/gdpr-state/audit.jsonl`` with
+service's default SQLite, only when it exists); ``--plugin-log`` defaults to ``DIR/gdpr-state/audit.jsonl`` with
 ``--data-dir``, else to ``$ORTHANC_GDPR_SERVICE_PLUGIN_AUDIT_LOG``.
 
-Exit codes: 0 intact / done, 1 the chain is broken (first break printed with its seq and reason),
-2 bad arguments or unreadable store.
+There is no default store: when nothing names one, or the named one does not exist, a command fails
+(exit 2) rather than open a new, empty one.
+
+Exit codes: 0 intact / done, 1 the chain is broken (first break printed with its seq and reason;
+raised as a ``security.audit-broken`` incident), 2 bad arguments, no store or unreadable store.
 """
 from __future__ import annotations
 
@@ -29,13 +32,35 @@ def named_store(args) -> str | None:
     return Settings.from_env().database_url if os.environ.get(PREFIX + "DATABASE_URL") else None
 
 
-def _db(args):
+class NoStore(Exception):
+    """No audit store is named, or the named one does not exist."""
+
+
+def _db(args, migrate: bool = True):
+    """The named store, or the service's default SQLite when it exists; never a new, empty one
+    (that would answer "intact" about nothing)."""
+    from sqlalchemy import inspect
+
     from .db import Database
-    from .settings import Settings
+    from .settings import PREFIX, Settings
 
     settings = Settings.from_env()
-    db = Database(named_store(args) or settings.database_url)
-    db.migrate()
+    url = named_store(args) or settings.database_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        raise NoStore("no audit store: the SQLite file does not exist" if named_store(args) else
+                      f"no audit store configured: give --database-url or --data-dir, or set {PREFIX}DATABASE_URL")
+    db = Database(url)
+    try:
+        if "portability_audit" not in inspect(db.engine).get_table_names():
+            raise NoStore("the database holds no audit store (no portability_audit table)")
+    except NoStore:
+        db.dispose()
+        raise
+    except Exception as e:  # noqa: BLE001 - unreachable server, bad URL: a clear error, exit 2
+        db.dispose()
+        raise NoStore(f"cannot open the audit store: {type(e).__name__}") from None
+    if migrate:
+        db.migrate()
     return db, settings
 
 
@@ -48,69 +73,66 @@ def _plugin_log(args, settings) -> Path | None:
 
 
 def cmd_verify(args) -> int:
-    from orthanc_gdpr.audit import verify as verify_file
+    from . import audit_integrity
 
-    from . import chain
-
-    broken = False
-    db, settings = _db(args)
+    db, settings = _db(args, migrate=False)
     log = _plugin_log(args, settings)
-    if log:
-        if not log.exists():
-            print(f"plugin log {log}: not found", file=sys.stderr)
-            return 2
-        breaks = verify_file(log)
-        if breaks:
-            broken = True
-            print(f"plugin log {log}: BROKEN at line {breaks[0].line} (seq {breaks[0].line}): {breaks[0].reason}")
-            for b in breaks[1:5]:
-                print(f"  also line {b.line}: {b.reason}")
-        else:
-            print(f"plugin log {log}: intact ({sum(1 for _ in open(log, encoding='utf-8'))} records)")
-    breaks = chain.verify(db)
-    if breaks:
-        broken = True
-        print(f"audit store: BROKEN at entry seq {breaks[0].seq}: {breaks[0].reason}")
-        for b in breaks[1:5]:
-            print(f"  also {b}")
-    else:
-        from .models import AuditEvent
-
-        with db.session() as s:
-            print(f"audit store: intact ({s.query(AuditEvent).count()} entries)")
+    if log is not None and not log.exists():
+        print(f"plugin log {log}: not found", file=sys.stderr)
+        db.dispose()
+        return 2
+    answer = audit_integrity.verify_whole(db, log, actor="orthanc-gdpr audit verify")
     db.dispose()
-    return 1 if broken else 0
+    if args.json:
+        print(json.dumps(answer, indent=1))
+        return 0 if answer["intact"] else 1
+    plugin = answer["plugin_log"]
+    if plugin:
+        if plugin["breaks"]:
+            first = plugin["breaks"][0]
+            print(f"plugin log {log}: BROKEN at line {first['line']} (seq {first['seq']}): {first['reason']}")
+            for b in plugin["breaks"][1:5]:
+                print(f"  also line {b['line']}: {b['reason']}")
+        else:
+            print(f"plugin log {log}: intact ({plugin['records']} records)")
+    store = answer["store"]
+    if store["breaks"]:
+        first = store["breaks"][0]
+        print(f"audit store: BROKEN at entry seq {first['seq']}: {first['reason']}")
+        for b in store["breaks"][1:5]:
+            print(f"  also entry seq {b['seq']}: {b['reason']}")
+    else:
+        print(f"audit store: intact ({store['entries']} entries)")
+    if answer["incidents"]:
+        print(f"security incident recorded: {audit_integrity.INCIDENT} (store seq "
+              f"{', '.join(str(i) for i in answer['incidents'])})")
+    return 0 if answer["intact"] else 1
 
 
 def cmd_ingest(args) -> int:
-    from . import chain
+    from . import audit_integrity
 
     db, settings = _db(args)
     log = _plugin_log(args, settings)
     if not log:
         print("error: give --plugin-log FILE", file=sys.stderr)
         return 2
-    try:
-        result = chain.ingest_plugin_log(db, log)
-    except chain.AuditChainError as e:
-        print(f"error: {e} (nothing imported)", file=sys.stderr)
-        return 1
+    result = audit_integrity.ingest(db, log, actor="orthanc-gdpr audit ingest")
     print(f"{result['imported']} plugin records imported, {result['already']} already in the store")
-    return 0
+    for b in result["breaks"]:
+        print(f"left out line {b['line']} (seq {b['seq']}): {b['reason']}; raised as {audit_integrity.INCIDENT}")
+    return 1 if result["breaks"] else 0
 
 
-def _with_plugin_records(args):
-    """The store with the plugin's log imported; None (the error printed) when the log's chain is broken."""
-    from . import chain
+def _with_plugin_records(args, command: str):
+    """The store with the plugin's sound records imported (a broken line is left out and raised as
+    an incident; the command goes on)."""
+    from . import audit_integrity
 
     db, settings = _db(args)
     log = _plugin_log(args, settings)
     if log:
-        try:
-            chain.ingest_plugin_log(db, log)
-        except chain.AuditChainError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return None
+        audit_integrity.ingest(db, log, actor=f"orthanc-gdpr audit {command}")
     return db
 
 
@@ -119,12 +141,9 @@ def _when(text: str | None) -> datetime | None:
 
 
 def cmd_export(args) -> int:
-    from . import audit_reports, chain
+    from . import audit_reports
 
-    db, settings = _db(args)
-    log = _plugin_log(args, settings)
-    if log:
-        chain.ingest_plugin_log(db, log)
+    db = _with_plugin_records(args, "export")
     bundle = audit_reports.export_bundle(db, _when(args.since), _when(args.until))
     text = json.dumps(bundle, indent=1, default=str)
     if args.output and args.output != "-":
@@ -142,9 +161,7 @@ def cmd_breach(args) -> int:
     if not args.destination and not args.user:
         print("error: give --destination D and/or --user U", file=sys.stderr)
         return 2
-    db = _with_plugin_records(args)
-    if db is None:
-        return 1
+    db = _with_plugin_records(args, "breach")
     client = OrthancClient(args.orthanc) if args.orthanc else None
     rows = audit_reports.breach(db, client, _when(args.since), _when(args.until), args.destination, args.user)
     text = audit_reports.breach_csv(rows) if args.format == "csv" else \
@@ -159,9 +176,7 @@ def cmd_breach(args) -> int:
 def cmd_anonymity_report(args) -> int:
     from . import anonymity_report
 
-    db = _with_plugin_records(args)
-    if db is None:
-        return 1
+    db = _with_plugin_records(args, "anonymity-report")
     since, until = _when(args.since), _when(args.until)
     report = anonymity_report.rows(db, since, until)
     text = anonymity_report.to_csv(report) if args.format == "csv" else anonymity_report.to_html(report, since, until)
@@ -172,6 +187,16 @@ def cmd_anonymity_report(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _store_required(command):
+    def run(args) -> int:
+        try:
+            return command(args)
+        except NoStore as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return run
 
 
 def store_args(p: argparse.ArgumentParser) -> None:
@@ -189,18 +214,20 @@ def add_commands(sub) -> None:
         store_args(p)
         p.add_argument("--plugin-log", metavar="FILE", help="the plugin's audit.jsonl (verified / imported)")
 
-    v = asub.add_parser("verify", help="check the chain; report the first edited, inserted or deleted entry")
+    v = asub.add_parser("verify", help="check the store and the plugin's log; report the first edited, inserted "
+                                       "or deleted record (raised as security.audit-broken)")
     common(v)
-    v.set_defaults(func=cmd_verify)
+    v.add_argument("--json", action="store_true", help="the answer of GET /api/audit/verify, as JSON")
+    v.set_defaults(func=_store_required(cmd_verify))
     i = asub.add_parser("ingest", help="import the plugin's audit log into the store (verified first)")
     common(i)
-    i.set_defaults(func=cmd_ingest)
+    i.set_defaults(func=_store_required(cmd_ingest))
     e = asub.add_parser("export", help="export as a FHIR Bundle of AuditEvents (IHE BALP shape)")
     common(e)
     e.add_argument("--since")
     e.add_argument("--until")
     e.add_argument("-o", "--output", help="file (default: stdout)")
-    e.set_defaults(func=cmd_export)
+    e.set_defaults(func=_store_required(cmd_export))
     b = asub.add_parser("breach", help="patients whose data went to a destination / were downloaded by a user")
     common(b)
     b.add_argument("--destination", help="e.g. modality:RESEARCH or RESEARCH")
@@ -210,7 +237,7 @@ def add_commands(sub) -> None:
     b.add_argument("--format", choices=("csv", "json"), default="csv")
     b.add_argument("--orthanc", metavar="URL", help="Orthanc (http://user:pw@host:port) to name the patients")
     b.add_argument("-o", "--output", help="file (default: stdout)")
-    b.set_defaults(func=cmd_breach)
+    b.set_defaults(func=_store_required(cmd_breach))
     r = asub.add_parser("anonymity-report", help="every export and its kind of data (anonymous under which "
                         "criterion, pseudonymised, identified), for an ethics audit")
     common(r)
@@ -218,4 +245,4 @@ def add_commands(sub) -> None:
     r.add_argument("--until", help="ISO 8601 end")
     r.add_argument("--format", choices=("html", "csv"), default="html")
     r.add_argument("-o", "--output", help="file (default: stdout)")
-    r.set_defaults(func=cmd_anonymity_report)
+    r.set_defaults(func=_store_required(cmd_anonymity_report))

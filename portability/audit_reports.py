@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from . import chain
+from .fhir_ids import urn_uuid
 from .models import Erasure, Rectification
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -106,7 +107,7 @@ def export_bundle(db, since: datetime | None = None, until: datetime | None = No
                   events: set[str] | None = None) -> dict:
     recs = [r for r in chain.records(db, since, until) if not events or r["event"] in events]
     return {"resourceType": "Bundle", "type": "collection", "total": len(recs),
-            "entry": [{"fullUrl": f"urn:orthanc-gdpr:audit:{r['seq']}", "resource": audit_event(r)} for r in recs]}
+            "entry": [{"fullUrl": urn_uuid("audit", r["hash"]), "resource": audit_event(r)} for r in recs]}
 
 
 # ----------------------------------------------------------------------------- breach query

@@ -34,14 +34,6 @@ PLUGIN_ENVELOPE = ("v", "seq", "ts", "event", "prev", "hash")
 _process_lock = threading.Lock()
 
 
-class AuditChainError(RuntimeError):
-    """The chain (service store or plugin log) is broken; ``seq``/``line`` says where."""
-
-    def __init__(self, message: str, where: int | None = None) -> None:
-        super().__init__(message)
-        self.where = where
-
-
 def canonical(value: Any) -> Any:
     """JSON-safe copy (datetimes and other objects as strings), as it will be hashed."""
     return json.loads(json.dumps(value, default=str, ensure_ascii=False))
@@ -171,37 +163,79 @@ def _in(dt: datetime, since: datetime | None, until: datetime | None) -> bool:
 
 
 # ------------------------------------------------------------------------------- plugin import
-def ingest_plugin_log(db, path: str | Path, source: str = "plugin") -> dict:
-    """Import the plugin's JSONL audit log (verified first) into the store; idempotent.
+@dataclass(frozen=True)
+class PluginBreak:
+    """A record of the plugin's log that was not imported: ``line`` in the file, its ``seq`` when
+    readable, why, and ``store_seq`` of the copy imported before it was altered (if any)."""
+    line: int
+    seq: int | None
+    reason: str
+    store_seq: int | None = None
 
-    Raises :class:`AuditChainError` when the file's chain is broken, or when a record already
-    imported differs from the file (the plugin log was rewritten after import)."""
+    def as_dict(self) -> dict:
+        return {"source": "plugin-log", "line": self.line, "seq": self.seq, "reason": self.reason,
+                "store_seq": self.store_seq}
+
+
+def plugin_breaks(db, path: Path, source: str = "plugin") -> tuple[list[PluginBreak], list[dict | None]]:
+    """Verify the plugin's log and compare it with the copies already imported. Returns the breaks
+    and the file's records (None for a line that is not JSON)."""
+    lines: list[dict | None] = []
+    texts = path.read_text(encoding="utf-8").split("\n")  # numbered as verify_plugin_file numbers them
+    for text_line in texts[:-1] if texts[-1] == "" else texts:
+        try:
+            rec = json.loads(text_line)
+        except json.JSONDecodeError:
+            rec = None
+        lines.append(rec if isinstance(rec, dict) else None)
+    known: dict[int, int] = {}  # plugin seq -> store seq of its copy
+    stored: dict[int, str] = {}  # plugin seq -> the plugin hash of that copy
+    with db.session() as s:
+        for plugin_seq, store_seq, rec in s.execute(select(AuditEvent.source_seq, AuditEvent.seq, AuditEvent.record)
+                                                    .where(AuditEvent.source == source)).all():
+            known[plugin_seq], stored[plugin_seq] = store_seq, json.loads(rec).get("origin", {}).get("hash")
+    found: dict[int, PluginBreak] = {}
+    for b in verify_plugin_file(path):
+        rec = lines[b.line - 1] if b.line <= len(lines) else None
+        seq = rec.get("seq") if rec else None
+        found.setdefault(b.line, PluginBreak(b.line, seq, b.reason, known.get(seq)))
+    for number, rec in enumerate(lines, start=1):
+        seq = rec.get("seq") if rec else None
+        if seq in stored and stored[seq] != rec.get("hash") and number not in found:
+            found[number] = PluginBreak(number, seq, "differs from the copy imported earlier (the log was rewritten)",
+                                        known.get(seq))
+    return [found[k] for k in sorted(found)], lines
+
+
+def ingest_plugin_log(db, path: str | Path, source: str = "plugin") -> dict:
+    """Import the plugin's JSONL audit log into the store; idempotent (by the plugin's seq).
+
+    Only verified records are imported: a line whose hash, link or sequence is broken, or that
+    differs from the copy imported earlier, is left out and returned in ``breaks`` (the copy
+    already in the store stays as it was). Nothing is refused: the sound records still come in,
+    so work that reads the store goes on. Raising the incident is the caller's part
+    (:func:`portability.audit_integrity.ingest`)."""
     path = Path(path)
     if not path.exists():
-        return {"imported": 0, "already": 0, "file": str(path), "note": "no plugin log yet"}
-    breaks = verify_plugin_file(path)
-    if breaks:
-        b = breaks[0]
-        raise AuditChainError(f"plugin audit log {path.name}: line {b.line}: {b.reason}", b.line)
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return {"imported": 0, "already": 0, "file": str(path), "breaks": [], "note": "no plugin log yet"}
+    breaks, lines = plugin_breaks(db, path, source)
+    skip = {b.line for b in breaks}
     imported = already = 0
     with _process_lock, db.session() as s:
         head = _lock_head(s, db.is_postgresql)
-        known = dict(s.execute(select(AuditEvent.source_seq, AuditEvent.record).where(
-            AuditEvent.source == source)).all())
-        for rec in lines:
+        known = set(s.scalars(select(AuditEvent.source_seq).where(AuditEvent.source == source)))
+        for number, rec in enumerate(lines, start=1):
+            if rec is None or number in skip:
+                continue
             seq = int(rec["seq"])
             if seq in known:
-                stored = json.loads(known[seq]).get("origin", {})
-                if stored.get("hash") != rec.get("hash"):
-                    raise AuditChainError(f"plugin audit log {path.name}: record seq {seq} differs from the copy "
-                                          "imported earlier (the plugin log was rewritten)", seq)
                 already += 1
                 continue
             _append(s, head, str(rec.get("event")), {"origin": rec}, actor=rec.get("user"),
                     source=source, source_seq=seq)
+            known.add(seq)
             imported += 1
-    return {"imported": imported, "already": already, "file": str(path)}
+    return {"imported": imported, "already": already, "file": str(path), "breaks": [b.as_dict() for b in breaks]}
 
 
 def chain_existing_rows(conn) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from .bundle import BundleError
@@ -27,6 +28,18 @@ class Conflict(ServiceError):
 
 class Gone(ServiceError):
     status, code = 410, "gone"
+
+
+def invalid_request(exc: RequestValidationError) -> JSONResponse:
+    """The 422 answer of the API: each problem as the field (dotted path, ``body.changes.0.proposed``)
+    and the rule it broke.
+
+    Pydantic's own messages state the rule, never the value; its ``input`` and ``ctx`` (which do
+    carry the submitted value) are left out, so no answer repeats what was submitted. (Pages under
+    ``/ui/`` answer with an HTML error page instead: ``portability.web.pages``.)"""
+    fields = [{"field": ".".join(str(part) for part in e["loc"]), "rule": e["msg"]} for e in exc.errors()]
+    return JSONResponse({"error": "invalid-request", "detail": "; ".join(f"{f['field']}: {f['rule']}" for f in fields),
+                         "fields": fields}, status_code=422)
 
 
 def install_handlers(app: FastAPI) -> None:

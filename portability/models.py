@@ -235,10 +235,17 @@ class RecipientNotice(Base):
     recipient_kind: Mapped[str] = mapped_column(String(24))
     recipient: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16))  # sent | to-send | failed
+    status: Mapped[str] = mapped_column(String(16))  # to-send | sent | failed | closed (see portability.notices)
     detail: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    sent_by: Mapped[str | None] = mapped_column(String(128))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    evidence: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(128))
+    close_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class ErasedPseudonym(Base):

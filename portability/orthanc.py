@@ -102,7 +102,7 @@ class OrthancClient:
         found = [p for p in self.find_patients(patient_id or "")
                  if p.get("MainDicomTags", {}).get("PatientID") == patient_id]
         if not found:
-            raise PatientNotFound(f"no patient with PatientID {patient_id!r} in Orthanc")
+            raise PatientNotFound("no patient with this PatientID in Orthanc")
         return found[0]
 
     def patient_studies(self, orthanc_patient: str) -> list[dict]:

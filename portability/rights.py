@@ -20,11 +20,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from . import audit, chain
+from . import audit, audit_integrity, chain, notices
 from .errors import Conflict, ServiceError
 from .jobs import Lease, LeasedQueue, LeaseWorker
-from .models import (ErasedPseudonym, Erasure, PatientLock, PortabilityRequest, RecipientNotice, Rectification,
-                     RightsJob, utcnow)
+from .models import ErasedPseudonym, Erasure, PatientLock, PortabilityRequest, Rectification, RightsJob, utcnow
 from .orthanc import OrthancError, PatientNotFound
 
 log = logging.getLogger("portability.rights")
@@ -61,31 +60,46 @@ class Retryable(Exception):
 
 
 # ----------------------------------------------------------------------------- validation
+#: what a valid value of a VR looks like (PS3.5 table 6.2-1), for error messages that state the
+#: rule without repeating the rejected value
+VR_RULES = {
+    "DA": "a date YYYYMMDD", "TM": "a time HHMMSS.FFFFFF (HH, HHMM, ... allowed)",
+    "DT": "a date-time YYYYMMDDHHMMSS.FFFFFF&ZZXX", "CS": "upper-case letters, digits, space and _, at most 16",
+    "PN": "a person name: at most 5 ^-separated components of 64 characters, no control characters",
+    "LO": "at most 64 characters, no backslash or control characters",
+    "SH": "at most 16 characters, no backslash or control characters",
+    "LT": "at most 10240 characters", "AS": "an age nnnD, nnnW, nnnM or nnnY",
+}
+
+
 def validate_change(attribute: str, proposed: str) -> dict:
-    """The attribute's tag and VR; raises :class:`InvalidValue` when ``proposed`` is not valid for it."""
+    """The attribute's tag and VR; raises :class:`InvalidValue` when ``proposed`` is not valid for it.
+    Messages name the attribute and the rule, never the rejected value."""
     from pydicom import config
     from pydicom.datadict import dictionary_VR, tag_for_keyword
     from pydicom.valuerep import validate_value
 
     if attribute not in RECTIFIABLE:
-        raise InvalidValue(f"{attribute!r} cannot be rectified here; patient-level attributes: {', '.join(RECTIFIABLE)}")
+        raise InvalidValue(f"this attribute cannot be rectified here; patient-level attributes: {', '.join(RECTIFIABLE)}")
     tag = tag_for_keyword(attribute)
     vr = dictionary_VR(tag)
+    rule = f"{attribute} ({vr}) must be {VR_RULES.get(vr, f'a valid {vr} value')}"
     if not isinstance(proposed, str):
         raise InvalidValue(f"{attribute}: the proposed value must be a string")
     if attribute == "PatientID" and not proposed.strip():
         raise InvalidValue("PatientID: an empty patient ID is not a correction")
     try:
         validate_value(vr, proposed, config.RAISE)
-    except (ValueError, TypeError) as e:
-        raise InvalidValue(f"{attribute} ({vr}): {proposed!r} is not a valid value: {e}") from None
+    except (ValueError, TypeError):
+        raise InvalidValue(f"proposed value rejected: {rule}") from None
     if vr == "DA" and proposed:
         try:
             datetime.strptime(proposed, "%Y%m%d")
         except ValueError:
-            raise InvalidValue(f"{attribute} (DA): {proposed!r} is not a calendar date YYYYMMDD") from None
+            raise InvalidValue(f"proposed value rejected: {attribute} (DA) must be a calendar date YYYYMMDD") from None
     if attribute in ENUMERATED and proposed not in ENUMERATED[attribute]:
-        raise InvalidValue(f"{attribute} ({vr}): {proposed!r} is not one of {', '.join(v or repr('') for v in ENUMERATED[attribute])}")
+        raise InvalidValue(f"proposed value rejected: {attribute} ({vr}) must be one of "
+                           f"{', '.join(v or repr('') for v in ENUMERATED[attribute])}")
     return {"attribute": attribute, "tag": f"{tag >> 16:04X},{tag & 0xFFFF:04X}", "vr": vr}
 
 
@@ -125,8 +139,8 @@ def release_lock(db, patient_id: str, issuer: str, holder: str) -> None:
 def earlier_recipients(db, settings, patient_orthanc_id: str, resource_ids: set[str]) -> list[dict]:
     """Everyone who received data of these resources: plugin routing (route.done), plugin
     de-identified downloads (download, by user) and the service's patient bundles (bundle.download)."""
-    if settings.plugin_audit_log:
-        chain.ingest_plugin_log(db, settings.plugin_audit_log)
+    if settings.plugin_audit_log:  # a broken plugin log is raised as an incident, never a failed job
+        audit_integrity.ingest(db, settings.plugin_audit_log, actor="orthanc-gdpr rights worker")
     with db.session() as s:
         request_ids = set(s.scalars(select(PortabilityRequest.id).where(
             PortabilityRequest.orthanc_patient_id == patient_orthanc_id)))
@@ -319,30 +333,6 @@ def make_plan(db, settings, client, orthanc_patient: str, watch: dict[str, str] 
 
 
 # ----------------------------------------------------------------------------- notices
-def _notice(db, right: str, ref_id: int, recipient: dict, action: str, send) -> dict:
-    """Run ``send()`` once per (right, ref, recipient, action); the outcome is stored."""
-    with db.session() as s:
-        done = s.scalars(select(RecipientNotice).where(
-            RecipientNotice.right == right, RecipientNotice.ref_id == ref_id,
-            RecipientNotice.recipient == recipient["recipient"], RecipientNotice.action == action)).first()
-        if done is not None and done.status in ("sent", "to-send"):
-            return {"recipient": done.recipient, "action": done.action, "status": done.status, **(done.detail or {})}
-    status, detail = send()
-    with db.session() as s:
-        row = s.scalars(select(RecipientNotice).where(
-            RecipientNotice.right == right, RecipientNotice.ref_id == ref_id,
-            RecipientNotice.recipient == recipient["recipient"], RecipientNotice.action == action)).first()
-        if row is None:
-            row = RecipientNotice(right=right, ref_id=ref_id, recipient_kind=recipient["kind"],
-                                  recipient=recipient["recipient"], action=action)
-            s.add(row)
-        row.status, row.detail = status, detail
-        row.sent_at = utcnow() if status == "sent" else None
-    audit.record(f"{right}.notice", **{f"{right}_id": ref_id}, recipient=recipient["recipient"],
-                 recipient_kind=recipient["kind"], action=action, status=status, **detail)
-    return {"recipient": recipient["recipient"], "action": action, "status": status, **detail}
-
-
 def notify_recipients(db, settings, client, right: str, ref_id: int, plan: dict, code: str,
                       new_studies: list[str] | None, identity: tuple[str, str, str]) -> list[dict]:
     """Art. 19 for every earlier recipient: DICOM destinations get the corrected copy (through the
@@ -356,7 +346,7 @@ def notify_recipients(db, settings, client, right: str, ref_id: int, plan: dict,
                 jobs = [client.post_json("/gdpr/route", {"level": "study", "id": sid, "rule": rcp["rule"]})["id"]
                         for sid in new_studies]
                 return "sent", {"via": "plugin-route", "rule": rcp["rule"], "plugin_jobs": jobs}
-            results.append(_notice(db, right, ref_id, rcp, "corrected-copy", route))
+            results.append(notices.record_once(db, right, ref_id, rcp, "corrected-copy", route))
         if rcp["kind"] == "dicom":
             view = plan.get("deidentified", {}).get(rcp.get("profile") or "")
             if view and view["instances"]:
@@ -374,10 +364,10 @@ def notify_recipients(db, settings, client, right: str, ref_id: int, plan: dict,
                 def kos(rcp=rcp):
                     return "to-send", {"code": code, "why": "the de-identified UIDs this destination holds are "
                                        "unknown without the plugin key (ORTHANC_GDPR_SERVICE_PLUGIN_KEY_FILE)"}
-            results.append(_notice(db, right, ref_id, rcp, f"rejection-note-{code}", kos))
+            results.append(notices.record_once(db, right, ref_id, rcp, f"rejection-note-{code}", kos))
         elif rcp["kind"] in ("peer", "dicomweb", "user-download", "patient-bundle"):
             what = "rectified" if right == "rectification" else "erased"
-            results.append(_notice(db, right, ref_id, rcp, "notice", lambda rcp=rcp, what=what: (
+            results.append(notices.record_once(db, right, ref_id, rcp, "notice", lambda rcp=rcp, what=what: (
                 "to-send", {"text": f"data of this patient that you received were {what}; "
                                     f"please {'update' if what == 'rectified' else 'erase'} your copy",
                             "first_received": rcp.get("first")})))

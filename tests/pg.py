@@ -33,3 +33,15 @@ def throwaway_database(prefix: str) -> Iterator[str]:
         with admin.connect() as c:
             c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def empty_schema(url: str) -> None:
+    """Drop every table of a throw-away database (the ``public`` schema, made again empty), so the
+    next service start migrates from scratch whatever tables later revisions add."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.execute(sa.text("DROP SCHEMA public CASCADE"))
+        c.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()

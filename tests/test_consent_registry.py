@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import uvicorn
@@ -27,7 +28,13 @@ def test_consent_crud_withdrawal_expiry_standing_and_fhir_export(rights_db, tmp_
         assert research["status"] == "active" and research["recorded_by"] == "alice"
         teaching = c.post("/api/consents", headers=STAFF, json={"patient_id": "C-1", "purpose": "teaching",
                                                                  "expires_at": soon}).json()
-        assert c.post("/api/consents", headers=STAFF, json={"patient_id": "C-1", "purpose": "Research!"}).status_code == 422
+        bad = c.post("/api/consents", headers=STAFF, json={"patient_id": "C-1", "purpose": "Research!"})
+        assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "body.purpose"
+        assert "Research!" not in bad.text and "pattern" in bad.json()["detail"]  # the rule, not the value
+        long_id = "C" * 70
+        bad = c.post("/api/consents", headers=STAFF, json={"patient_id": long_id, "purpose": "research"})
+        assert bad.status_code == 422 and long_id not in bad.text and "body.patient_id" in bad.json()["detail"]
+        assert "at most 64 characters" in bad.json()["detail"]
         assert c.post("/api/consents", json={"patient_id": "C-1", "purpose": "research"}).status_code == 401
 
         def standing(purpose, token=PLUGIN_TOKEN):
@@ -62,6 +69,8 @@ def test_consent_crud_withdrawal_expiry_standing_and_fhir_export(rights_db, tmp_
         assert parsed.provision.purpose[0].code == "research"
         bundle = Bundle.model_validate(c.get("/api/fhir/Consent", params={"patient_id": "C-1"}, headers=STAFF).json())
         assert len(bundle.entry) == 2
+        urls = [e.fullUrl for e in bundle.entry]  # valid urn:uuid: UUIDs, one per consent
+        assert all(u.startswith("urn:uuid:") and str(uuid.UUID(u[9:])) == u[9:] for u in urls) and len(set(urls)) == 2
 
         # A patient token sees and withdraws its own consents only; refusals are audited.
         other = c.post("/api/consents", headers=STAFF, json={"patient_id": "C-2", "purpose": "research"}).json()

@@ -40,7 +40,7 @@ def test_granted_erasure_removes_the_patient_lists_the_pseudonym_and_notifies_re
                 (orthanc.get_json(f"/patients/{x}") for x in orthanc.get_json("/patients"))] == ["ER-OTHER"]
         assert orthanc.get_json("/instances") == [keep]
         assert len(done["result"]["pseudonyms_listed"]) == 2  # one per profile the data left under (route: research, download: basic)
-        notices = {(n["recipient"], n["action"], n["status"])
+        notices = {(n["recipient"], n["action"], n["state"])
                    for n in c.get("/api/notices", params={"right": "erasure"}, headers=STAFF).json()}
         assert ("modality:scp", "rejection-note-113039", "sent") in notices
         assert ("user:gdpr-test", "notice", "to-send") in notices

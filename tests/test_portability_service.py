@@ -19,7 +19,7 @@ from orthanc_server import make_ct_study
 from portability.app import create_app
 from portability.models import DownloadLink, one_month_after
 from portability.settings import Settings, SettingsError
-from pg import throwaway_database
+from pg import empty_schema, throwaway_database
 
 @pytest.fixture(scope="session")
 def postgres_url():
@@ -35,13 +35,7 @@ def database_url(request, tmp_path):
         return
     url = request.getfixturevalue("postgres_url")
     yield url
-    import sqlalchemy as sa  # each test starts from an empty schema (migrations run again)
-
-    engine = sa.create_engine(url)
-    with engine.begin() as c:
-        c.execute(sa.text("DROP TABLE IF EXISTS portability_audit, portability_links, portability_jobs, "
-                          "portability_requests, staff_users, login_throttle, portability_alembic_version CASCADE"))
-    engine.dispose()
+    empty_schema(url)  # each test starts from an empty schema (migrations run again)
 
 
 def basic(user: str, password: str) -> dict:

@@ -10,12 +10,7 @@ from fastapi.testclient import TestClient
 
 from portability.app import create_app
 from portability.settings import Settings
-from pg import throwaway_database
-
-ALL_TABLES = ("idempotency_keys, consent_signings, consent_forms, case_tracking, web_sessions, "
-              "patient_tokens, erased_pseudonyms, recipient_notices, rights_jobs, erasures, rectifications, "
-              "patient_locks, patient_flags, consents, audit_chain_head, portability_audit, portability_links, "
-              "portability_jobs, portability_requests, staff_users, login_throttle, portability_alembic_version")
+from pg import empty_schema, throwaway_database
 
 
 def basic(user: str, password: str) -> dict:
@@ -28,15 +23,6 @@ DPO = basic("dora", "dora-pw")
 PLUGIN_TOKEN = "plugin-consent-token"
 
 
-def _drop_all(url: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    with engine.begin() as c:
-        c.execute(sa.text(f"DROP TABLE IF EXISTS {ALL_TABLES} CASCADE"))
-    engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def rights_pg_url():
     with throwaway_database("rights_test") as url:
@@ -47,7 +33,7 @@ def _db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'service.sqlite'}", None
     url = request.getfixturevalue("rights_pg_url")
-    _drop_all(url)
+    empty_schema(url)
     return url, url
 
 
@@ -56,7 +42,7 @@ def rights_db(request, tmp_path):
     url, pg = _db_url(request, tmp_path)
     yield url
     if pg:
-        _drop_all(pg)
+        empty_schema(pg)
 
 
 @pytest.fixture(params=["sqlite"])

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from .. import audit
 from ..auth import Staff, machine_or_staff, require, same_patient_or_403, staff_or_patient
 from ..errors import Conflict
+from ..fhir_ids import urn_uuid
 from ..models import Consent, PatientFlag, aware, utcnow
 from .deps import db as get_db, get_or_404
 
@@ -223,8 +224,8 @@ def consent_bundle(request: Request, patient_id: str | None = None, issuer: str 
     if patient_id:
         q = q.where(Consent.patient_id == patient_id, Consent.issuer == issuer)
     with db.session() as s:
-        entries = [{"fullUrl": f"urn:uuid:consent-{c.id}", "resource": fhir_consent(c, request.app.state.settings.issuer)}
-                   for c in s.scalars(q)]
+        entries = [{"fullUrl": urn_uuid("consent", c.id, aware(c.recorded_at).isoformat()),
+                    "resource": fhir_consent(c, request.app.state.settings.issuer)} for c in s.scalars(q)]
     return {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
 
 

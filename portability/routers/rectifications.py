@@ -11,7 +11,7 @@ from sqlalchemy import select
 from .. import audit, rights
 from ..auth import Staff, patient_token_hash, require, same_patient_or_403, staff_or_patient
 from ..errors import Conflict, NotFound
-from ..models import Erasure, PatientToken, RecipientNotice, Rectification, RightsJob, aware, utcnow
+from ..models import Erasure, PatientToken, Rectification, RightsJob, aware, utcnow
 from .deps import db as get_db, get_or_404
 
 router = APIRouter(prefix="/api", tags=["rights"])
@@ -157,7 +157,7 @@ def create_rectification(body: RectificationCreate, request: Request,
     client = request.app.state.make_client()
     patient = client.resolve_patient(body.patient_id)  # 404 unknown-patient
     if body.issuer and patient.get("MainDicomTags", {}).get("IssuerOfPatientID", "") not in ("", body.issuer):
-        raise NotFound(f"no patient {body.patient_id!r} with issuer {body.issuer!r}")
+        raise NotFound("no patient with this patient_id and issuer in Orthanc")
     first = client.get_json(f"/patients/{patient['ID']}/instances")[0]["ID"]
     tags = client.instance_tags(first)
     stale = [c.attribute for c in body.changes if rights.tag_value(tags, c.attribute) != c.current]
@@ -251,23 +251,6 @@ def retry_erasure(erasure_id: int, request: Request, staff: Staff = Depends(requ
     _retry(request, db, staff, "erasure", Erasure, erasure_id, "erasing")
     with db.session() as s:
         return _eout(s, s.get(Erasure, erasure_id))
-
-
-@router.get("/notices")
-def list_notices(right: str | None = None, ref_id: int | None = None, status: str | None = None,
-                 staff: Staff = Depends(require("staff")), db=Depends(get_db)) -> list[dict]:
-    """Art. 19 notices: sent, or recorded as still to send."""
-    q = select(RecipientNotice).order_by(RecipientNotice.id)
-    if right:
-        q = q.where(RecipientNotice.right == right)
-    if ref_id is not None:
-        q = q.where(RecipientNotice.ref_id == ref_id)
-    if status:
-        q = q.where(RecipientNotice.status == status)
-    with db.session() as s:
-        return [{"id": n.id, "right": n.right, "ref_id": n.ref_id, "recipient_kind": n.recipient_kind,
-                 "recipient": n.recipient, "action": n.action, "status": n.status, "detail": n.detail,
-                 "created_at": aware(n.created_at), "sent_at": aware(n.sent_at)} for n in s.scalars(q)]
 
 
 # ----------------------------------------------------------------------------- erasure

@@ -77,7 +77,9 @@ def is_page(request: Request) -> bool:
 
 def install_error_pages(app) -> None:
     """HTML error pages for ``/ui/``; other paths keep their JSON answers."""
-    from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+    from fastapi.exception_handlers import http_exception_handler
+
+    from ..errors import invalid_request
 
     @app.exception_handler(PageError)
     async def _page(request: Request, exc: PageError):
@@ -103,7 +105,7 @@ def install_error_pages(app) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         if not is_page(request):
-            return await request_validation_exception_handler(request, exc)
+            return invalid_request(exc)
         # Name the field and the rule; never echo the value (it may be a patient's).
         problems = [(str(e["loc"][-1]) if e.get("loc") else "request", e.get("msg", "is not valid"))
                     for e in exc.errors()]
