@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 
-from . import chain
+from . import audit_integrity, chain
 from .models import PortabilityRequest
 
 ROUTE, DOWNLOAD, BUNDLE = "route", "download", "bundle"
@@ -86,8 +86,8 @@ def disclosures_for(db, settings, *, patient_id: str | None = None, issuer: str 
     ``resources``: the patient's Orthanc ids (patient, studies, series, instances) that plugin
     records may name. The plugin's audit log is imported first (``settings.plugin_audit_log``).
     Repeated HTTP range requests of one bundle download count once (per request and day)."""
-    if settings is not None and settings.plugin_audit_log:
-        chain.ingest_plugin_log(db, settings.plugin_audit_log)
+    if settings is not None and settings.plugin_audit_log:  # a broken line: left out, raised as an incident
+        audit_integrity.ingest(db, settings.plugin_audit_log, actor="orthanc-gdpr disclosures")
     resources = set(resources) | ({orthanc_patient} if orthanc_patient else set())
     requests = _request_ids(db, patient_id, issuer, orthanc_patient)
     out: list[Disclosure] = []
