@@ -317,3 +317,10 @@ def test_anonymity_report_lists_decisions_and_calls_pseudonymised_exports_pseudo
     assert cli(["audit", "anonymity-report", "--database-url", store, "--format", "csv",
                 "--until", "2000-01-01T00:00:00+00:00"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 1  # header only: the period filters
+
+
+def test_no_export_when_the_text_check_cannot_run(series60, store, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # the detector's engine cannot be started
+    out = tmp_path / "out"
+    assert_refused(export(store, series60, out, slices="30"), capsys, "--slices", "text check cannot run")
+    nothing_left(tmp_path, out)

@@ -12,15 +12,21 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from ..pixels.masks import Box, MaskRules
+from .refusal import Refused
 
 DETECTOR = "tesseract-ocr"
 
 
 def text_regions(image: np.ndarray) -> list[Box]:
-    """Boxes (x0, y0, x1, y1, end-exclusive) around the text in an 8-bit grey or RGB image."""
-    from ..pixels.ocr import find_text, to_gray8
+    """Boxes (x0, y0, x1, y1, end-exclusive) around the text in an 8-bit grey or RGB image;
+    :class:`Refused` when the detector cannot run (no check, no export)."""
+    from ..pixels.ocr import OcrUnavailable, find_text, to_gray8
 
-    return find_text(to_gray8(image)).boxes
+    try:
+        return find_text(to_gray8(image)).boxes
+    except OcrUnavailable as exc:
+        raise Refused("--slices", "text-check-unavailable", f"the burned-in text check cannot run ({exc}): "
+                      "nothing is exported") from None
 
 
 def known_regions(ds: Dataset) -> tuple[list[Box], bool]:
