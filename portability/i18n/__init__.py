@@ -38,7 +38,7 @@ from babel.messages.pofile import read_po
 
 LOCALES = Path(__file__).resolve().parent / "locales"
 #: every language with catalogs, in the order a language menu lists them
-LANGUAGES = ("en", "de")
+LANGUAGES = ("en", "de", "fr", "it", "es", "nl", "pl")
 FALLBACK = "en"
 
 
