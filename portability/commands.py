@@ -1,8 +1,10 @@
 """``orthanc-gdpr bundle``, ``import-bundle`` and ``portability-serve`` sub-commands.
 
-Credentials for Orthanc: ``--username/--password`` options, else the environment
-(``ORTHANC_GDPR_ORTHANC_USERNAME`` / ``ORTHANC_GDPR_ORTHANC_PASSWORD``), else the URL itself
-(``http://user:password@host:port``).
+Secrets never go on the command line (where ``ps`` and shell histories show them):
+Orthanc's password comes from ``--password-file`` or ``$ORTHANC_GDPR_ORTHANC_PASSWORD`` (the user
+from ``--username`` or ``$ORTHANC_GDPR_ORTHANC_USERNAME``), else from the URL itself
+(``http://user:password@host:port``); an encrypted bundle's password from ``--zip-password-file``
+or ``$ORTHANC_GDPR_ZIP_PASSWORD``.
 """
 from __future__ import annotations
 
@@ -19,12 +21,21 @@ from .settings import Settings, SettingsError
 from .orthanc import OrthancClient, OrthancError, PatientNotFound, split_credentials
 
 USER_ENV, PASSWORD_ENV = "ORTHANC_GDPR_ORTHANC_USERNAME", "ORTHANC_GDPR_ORTHANC_PASSWORD"
+ZIP_PASSWORD_ENV = "ORTHANC_GDPR_ZIP_PASSWORD"
+
+
+def _secret(path: str | None, env: str) -> str | None:
+    """A secret from a file (first line, surrounding white space stripped), else the environment."""
+    if path:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip()
+    return os.environ.get(env)
 
 
 def _client(args) -> OrthancClient:
     _, url_auth = split_credentials(args.orthanc)
     user = args.username or os.environ.get(USER_ENV)
-    password = args.password or os.environ.get(PASSWORD_ENV)
+    password = _secret(args.password_file, PASSWORD_ENV)
     auth = (user, password or "") if user else url_auth
     return OrthancClient(args.orthanc, auth)
 
@@ -69,7 +80,7 @@ def cmd_bundle(args) -> int:
 
 def cmd_import(args) -> int:
     try:
-        result = import_bundle(args.bundle, _client(args), password=args.zip_password,
+        result = import_bundle(args.bundle, _client(args), password=_secret(args.zip_password_file, ZIP_PASSWORD_ENV),
                                progress=_Progress(args.quiet))
     except ImportError_ as e:
         print(f"error: {e} (nothing uploaded)", file=sys.stderr)
@@ -94,7 +105,8 @@ def add_commands(sub) -> None:
         p.add_argument("--orthanc", required=True, metavar="URL",
                        help="Orthanc REST API, e.g. http://user:password@127.0.0.1:8042")
         p.add_argument("--username", help=f"Orthanc user (default: ${USER_ENV} or the URL's)")
-        p.add_argument("--password", help=f"Orthanc password (default: ${PASSWORD_ENV} or the URL's)")
+        p.add_argument("--password-file", metavar="FILE",
+                       help=f"file holding the Orthanc password (default: ${PASSWORD_ENV} or the URL's)")
         p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     b = sub.add_parser("bundle", help="build a patient's portability bundle (DICOM + FHIR + INDEX.HTM) as a ZIP")
@@ -111,7 +123,8 @@ def add_commands(sub) -> None:
 
     i = sub.add_parser("import-bundle", help="verify a bundle's checksums and upload its DICOM into Orthanc")
     orthanc_args(i)
-    i.add_argument("--zip-password", help="password of an AES-encrypted bundle")
+    i.add_argument("--zip-password-file", metavar="FILE",
+                   help=f"file holding the password of an AES-encrypted bundle (default: ${ZIP_PASSWORD_ENV})")
     i.add_argument("bundle", metavar="BUNDLE")
     i.set_defaults(func=cmd_import)
 

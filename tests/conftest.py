@@ -22,6 +22,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: starts real processes (Orthanc with the plugin, storescp, Chromium)"
     )
+    config.addinivalue_line("markers", "slow: minutes, not seconds (e.g. a fresh venv and pip install)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

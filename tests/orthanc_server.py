@@ -2,7 +2,7 @@
 
 Nothing here is a mock. ``OrthancServer`` writes a loopback-only Orthanc configuration into a
 temporary directory, starts the Debian ``Orthanc`` binary with the Debian Python plugin loading
-``plugin/orthanc_gdpr_plugin.py``, and waits until the REST API answers. ``StoreScp`` runs DCMTK's
+``plugin/orthanc_gdpr/plugin_entry.py``, and waits until the REST API answers. ``StoreScp`` runs DCMTK's
 ``storescp`` as a DICOM destination whose received files can be inspected.
 
 Both pick free TCP ports by binding to port 0 and retry with new ports when the process reports
@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
-ENTRY_SCRIPT = REPO / "plugin" / "orthanc_gdpr_plugin.py"
+ENTRY_SCRIPT = REPO / "plugin" / "orthanc_gdpr" / "plugin_entry.py"
 ORTHANC_BINARY = os.environ.get("ORTHANC_BINARY") or shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 PYTHON_PLUGIN = os.environ.get(
     "ORTHANC_PYTHON_PLUGIN", "/usr/share/orthanc/plugins/libOrthancPython.so"
@@ -281,7 +281,7 @@ class OrthancServer(_Process):
         self.entry_script = Path(entry_script).resolve()
         self.verbose = verbose
         self.username = username
-        self.password = password or secrets.token_urlsafe(12)
+        self.password = password or secrets.token_hex(12)  # hex: never starts with "-" (an option to a CLI)
         self.env = dict(env or {})
         self.start_timeout = start_timeout
         self.config_path = self.workdir / "orthanc.json"

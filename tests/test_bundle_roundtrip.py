@@ -72,15 +72,18 @@ def test_import_refuses_a_tampered_bundle_and_uploads_nothing(orthanc_factory, t
             if info.filename.startswith("PT") and info.filename.endswith("IM000000"):
                 data = data[:-4] + b"\x00\x00\x00\x01"
             zout.writestr(info, data)
-    r = cli("import-bundle", "--orthanc", b.url, "--username", b.username, "--password", b.password, bad)
+    r = cli("import-bundle", "--orthanc", b.url, "--username", b.username, bad,
+            env={"ORTHANC_GDPR_ORTHANC_PASSWORD": b.password})
     assert r.returncode == 5 and "checksum mismatch" in r.stderr
     assert b.get_json("/instances") == []
 
 
 def test_unknown_patient_is_a_clear_error_and_writes_nothing(orthanc, tmp_path):
     out = tmp_path / "none.zip"
-    r = cli("bundle", "--orthanc", orthanc.url, "--username", orthanc.username, "--password",
-            orthanc.password, "--patient", "NOBODY", out)
+    password_file = tmp_path / "orthanc-password"
+    password_file.write_text(orthanc.password + "\n")
+    r = cli("bundle", "--orthanc", orthanc.url, "--username", orthanc.username, "--password-file",
+            password_file, "--patient", "NOBODY", out)
     assert r.returncode == 3 and "unknown patient" in r.stderr
     assert list(tmp_path.iterdir()) == [p for p in tmp_path.iterdir() if p.name.startswith("orthanc")]
 
@@ -114,7 +117,8 @@ def test_disk_full_fails_cleanly_and_leaves_nothing(orthanc, tmp_path):
         orthanc.upload(data)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    r = cli("bundle", "--quiet", "--orthanc", orthanc.url, "--username", orthanc.username, "--password",
-            orthanc.password, "--patient", "FULL-1", out_dir / "full.zip", preexec_fn=_small_file_limit)
+    r = cli("bundle", "--quiet", "--orthanc", orthanc.url, "--username", orthanc.username,
+            "--patient", "FULL-1", out_dir / "full.zip", preexec_fn=_small_file_limit,
+            env={"ORTHANC_GDPR_ORTHANC_PASSWORD": orthanc.password})
     assert r.returncode == 4 and "not enough disk space" in r.stderr, r.stderr
     assert list(out_dir.iterdir()) == []

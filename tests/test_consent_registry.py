@@ -45,6 +45,10 @@ def test_consent_crud_withdrawal_expiry_standing_and_fhir_export(rights_db, tmp_
         assert standing("teaching").json()["consent"] is True
         assert standing("transfer-abroad").json()["consent"] is False
         assert standing("research", token="wrong").status_code == 401
+        for blank in ({"patient_id": ""}, {"patient_id": "  "}, {}):  # data without a PatientID
+            r = c.get("/api/consents/standing", params={"issuer": "", "purpose": "research", **blank},
+                      headers={"Authorization": f"Bearer {PLUGIN_TOKEN}"})
+            assert r.status_code == 400 and "PatientID (0010,0020)" in r.json()["detail"], (blank, r.text)
         time.sleep(2.2)  # the teaching consent expires
         assert standing("teaching").json()["consent"] is False
         assert c.get(f"/api/consents/{teaching['id']}", headers=STAFF).json()["status"] == "expired"

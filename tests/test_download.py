@@ -225,3 +225,32 @@ def test_export_filter_lets_only_the_workers_own_token_through_and_only_to_read_
     assert repr(rt.pool.source).count("plugin-generated-token") == 0  # never logged
     rt.pool = None  # no worker source: no token passes
     assert not allowed("/instances/abc/file", auth=token)
+
+
+def test_data_without_a_patient_id_is_refused_with_a_4xx_naming_it(orthanc_factory, tmp_path):
+    """No PatientID: the consent registry cannot answer, ever. Downloads and routing by hand get a
+    422 naming PatientID (not a 503 "try again later"); an auto-routed job is refused, not retried."""
+    from orthanc_server import write_rules
+    from test_routing import NEVER, job_in, rule
+
+    consents = tmp_path / "consents.json"
+    consents.write_text(json.dumps({"consents": [], "restrictions": []}))
+    rules = write_rules(tmp_path / "rules.json",
+                        rule("ct-to-peer", {"type": "peer", "name": "peer"}),
+                        rule("manual", {"type": "peer", "name": "peer"}, match=NEVER))
+    peer = orthanc_factory(plugin=False)
+    server = orthanc_factory(gdpr={"ConsentFile": str(consents), "RoutingRules": str(rules)},
+                             peers={"peer": peer.as_peer()}, stable_age=1)
+    ids = [server.upload(f) for f in make_ct_study(2, series=1, patient_id="")]
+    study = server.get_json(f"/instances/{ids[0]}/study")["ID"]
+    for path in (f"/gdpr/studies/{study}/archive", f"/gdpr/instances/{ids[0]}/file"):
+        r = server.get(path)
+        assert r.status_code == 422, (path, r.text)
+        assert "PatientID (0010,0020)" in r.json()["error"], r.text
+    r = server.post("/gdpr/route", json={"level": "study", "id": study, "rule": "manual"})
+    assert r.status_code == 422 and "PatientID (0010,0020)" in r.json()["error"], r.text
+    auto = job_in(server, ("refused", "failed", "done"), resource=study)
+    assert auto["status"] == "refused" and auto["attempts"] <= 1, auto
+    assert not peer.get_json("/instances")
+    refused = [r for r in server.audit_records if r["event"] in ("download.refused", "route.refused")]
+    assert len(refused) >= 4 and all("PatientID" in r["reason"] for r in refused), refused

@@ -64,8 +64,9 @@ def alive(pid: int) -> bool:
 class ServeProcess:
     """``orthanc-gdpr serve`` on free ports with its own data directory."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None):
-        self.data_dir = data_dir
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, command: list[str] = CLI,
+                 cwd: Path = REPO):
+        self.data_dir, self.command, self.cwd = data_dir, command, cwd
         self.http_port, self.dicom_port, self.service_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.service_url = f"http://127.0.0.1:{self.service_port}"
@@ -79,9 +80,9 @@ class ServeProcess:
         self.out = open(self.stdout_path, "ab")
         self.offset = self.stdout_path.stat().st_size
         self.proc = subprocess.Popen(
-            [*CLI, "serve", "--data-dir", str(self.data_dir), "--orthanc-http-port", str(self.http_port),
+            [*self.command, "serve", "--data-dir", str(self.data_dir), "--orthanc-http-port", str(self.http_port),
              "--orthanc-dicom-port", str(self.dicom_port), "--service-port", str(self.service_port)],
-            env=self.env, stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+            env=self.env, stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.cwd)
         self.wait_available(timeout)
         return self
 
@@ -330,3 +331,28 @@ def test_serve_runs_the_portability_service_beside_orthanc(served: ServeProcess)
     service = served.service_pid()
     assert served.stop() == 0
     assert not alive(orthanc) and not alive(service)
+
+
+def test_orthanc_that_cannot_start_is_reported_and_serve_gives_up(tmp_path):
+    """Port in use: Orthanc dies before it has started. Restarting cannot help, so serve prints
+    Orthanc's own error lines and exits non-zero after a few attempts (no endless restart loop)."""
+    import socket
+
+    server = ServeProcess(tmp_path / "data")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", server.http_port))
+        taken.listen()
+        server.out = open(server.stdout_path, "ab")
+        server.offset = 0
+        server.proc = subprocess.Popen(
+            [*CLI, "serve", "--data-dir", str(server.data_dir), "--orthanc-http-port", str(server.http_port),
+             "--orthanc-dicom-port", str(server.dicom_port), "--no-service"],
+            env=server.env, stdout=server.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+        try:
+            code = server.proc.wait(timeout=60)
+        finally:
+            server.stop()
+    out = server.output
+    assert code == 3, out
+    assert out.count("Orthanc failed to start (") == 3 and "giving up" in out, out
+    assert str(server.http_port) in out, out  # Orthanc's own line about the port it could not bind

@@ -22,20 +22,23 @@ import os
 import secrets
 import shutil
 import signal
+import re
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import CONFIG_DIR
 from .audit import AuditLog
 from .deid.keys import create_key_file
 
-REPO = Path(__file__).resolve().parents[2]
-PRODUCTION = REPO / "orthanc-config" / "orthanc.production.json"
-DEFAULTS = REPO / "orthanc-config" / "orthanc.defaults.json"  # serve's loopback overrides
-ENTRY_SCRIPT = REPO / "plugin" / "orthanc_gdpr_plugin.py"
+PRODUCTION = CONFIG_DIR / "orthanc.production.json"
+DEFAULTS = CONFIG_DIR / "orthanc.defaults.json"  # serve's loopback overrides
+ENTRY_SCRIPT = Path(__file__).resolve().parent / "plugin_entry.py"
+SITE_PACKAGES_ENV = "ORTHANC_GDPR_SITE_PACKAGES"
 PYTHON_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 PASSWORD_ENV = "ORTHANC_GDPR_ADMIN_PASSWORD"
 ADMIN = "admin"
@@ -151,8 +154,6 @@ def service_env(opts: ServeOptions, password: str, token_file: Path,
         "PLUGIN_TOKEN_FILE": str(token_file),
         "PLUGIN_AUDIT_LOG": str(data / "gdpr-state" / "audit.jsonl"), "PLUGIN_KEY_FILE": str(data / "gdpr.key"),
         "HOST": "127.0.0.1", "PORT": str(opts.service_port)}.items()})
-    paths = [str(REPO), str(REPO / "plugin")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 
 
@@ -193,6 +194,19 @@ def write_config(opts: ServeOptions, password: str) -> Path:
     return path
 
 
+def orthanc_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Orthanc's environment: the caller's, plus ``$ORTHANC_GDPR_SITE_PACKAGES`` set to the
+    site-packages of the interpreter running ``serve`` (unless the caller set it), so the plugin
+    imports the same installation, wherever it is."""
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault(SITE_PACKAGES_ENV, sysconfig.get_paths()["purelib"])
+    return env
+
+
+#: ``serve``'s exit code when Orthanc could not start (restarting would not help).
+EXIT_START_FAILED = 3
+
+
 try:  # resolved in the parent: nothing may be dlopen-ed between fork and exec
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):
@@ -206,23 +220,58 @@ def _die_with_supervisor() -> None:  # in the child, between fork and exec
         _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+#: Orthanc's log line once it serves (glog ``W... main.cpp] Orthanc has started``).
+ORTHANC_STARTED = b"Orthanc has started"
+#: Lines of Orthanc's log that say why it stopped: glog errors, and the plugin's Python traceback.
+_ERROR_LINE = re.compile(rb"^E\d{4} |Traceback|Error|error:|Exception")
+
+
 class Child:
-    """One supervised process: how to start it, where its output goes, how its death is audited."""
+    """One supervised process: how to start it, where its output goes, how its death is audited.
+
+    With ``ready_marker``, a start is good once the marker appears in the log; a death before
+    that is a failed start (counted in ``failed_starts``, reset by a good start).
+    """
 
     def __init__(self, name: str, argv: list[str], log: Path, cwd: Path,
                  on_death: Callable[["Child", int, int, float, float], None],
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, ready_marker: bytes | None = None):
         self.name, self.argv, self.cwd, self.env, self.on_death = name, argv, cwd, env, on_death
         self.log = os.fdopen(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")  # owner-only
         os.chmod(log, 0o600)
+        self.log_path, self.ready_marker = log, ready_marker
+        self.log_offset = 0  #: size of the log when the current run started
+        self.ready = ready_marker is None
+        self.failed_starts = 0
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
         self.restarts = 0
         self.delay = 0.0
         self.due: float | None = None  #: monotonic time of the next start after a death
 
+    def output(self) -> bytes:
+        """What the current (or last) run wrote to the log."""
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_offset)
+            return f.read()
+
+    def check_ready(self) -> bool:
+        if not self.ready and self.ready_marker is not None and self.ready_marker in self.output():
+            self.ready, self.failed_starts = True, 0
+        return self.ready
+
+    def error_lines(self, limit: int = 20) -> list[str]:
+        """The lines of the last run that say what went wrong (else its last lines)."""
+        lines = self.output().splitlines()
+        errors = [line for line in lines if _ERROR_LINE.search(line)] or lines
+        return [line.decode("utf-8", "replace") for line in errors[-limit:]]
+
     def start(self) -> None:
         self.started_at, self.due = time.monotonic(), None
+        self.log.flush()
+        self.log_offset = self.log_path.stat().st_size
+        self.ready = self.ready_marker is None
         self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.log,
                                         stderr=subprocess.STDOUT, cwd=self.cwd, env=self.env,
                                         preexec_fn=_die_with_supervisor)
@@ -243,18 +292,21 @@ class Supervisor:
 
     A death within ``quick_death`` seconds of a start doubles the delay before the next start
     (up to ``max_delay``), so a configuration error does not spin; otherwise the process is back
-    after ``restart_delay`` seconds.
+    after ``restart_delay`` seconds. Orthanc dying before it has started (plugin import error,
+    port in use, bad configuration) ``max_failed_starts`` times in a row cannot be fixed by
+    restarting: its error lines are printed and :meth:`run` returns :data:`EXIT_START_FAILED`.
     """
 
     def __init__(self, opts: ServeOptions, config: Path, restart_delay: float = 0.5,
                  max_delay: float = 30.0, quick_death: float = 5.0, stop_timeout: float = 30.0,
-                 service_env: dict[str, str] | None = None):
+                 service_env: dict[str, str] | None = None, max_failed_starts: int = 3):
         self.opts, self.config = opts, config
         self.restart_delay, self.max_delay, self.quick_death = restart_delay, max_delay, quick_death
-        self.stop_timeout = stop_timeout
+        self.stop_timeout, self.max_failed_starts = stop_timeout, max_failed_starts
         self.stopping = False
+        self.exit_code = 0
         self.orthanc = Child("Orthanc", [opts.orthanc_binary, str(config)], opts.data_dir / "orthanc.log",
-                             opts.data_dir, self._audit_orthanc)
+                             opts.data_dir, self._audit_orthanc, env=orthanc_env(), ready_marker=ORTHANC_STARTED)
         self.children = [self.orthanc]
         self.service: Child | None = None
         if service_env is not None:
@@ -301,6 +353,19 @@ class Supervisor:
 
     def _died(self, child: Child, code: int) -> None:
         assert child.process is not None
+        if not child.check_ready():
+            child.failed_starts += 1
+            print(f"orthanc-gdpr: {child.name} failed to start ({_cause(code)}; attempt {child.failed_starts} of "
+                  f"{self.max_failed_starts}); its log {child.log_path} says:", file=sys.stderr)
+            for line in child.error_lines():
+                print(f"  {line}", file=sys.stderr)
+            sys.stderr.flush()
+            if child.failed_starts >= self.max_failed_starts:
+                print(f"orthanc-gdpr: giving up: {child.name} failed to start {child.failed_starts} times in a row; "
+                      "fix the cause above and start again", file=sys.stderr, flush=True)
+                self.exit_code = EXIT_START_FAILED
+                self.stop()
+                return
         uptime = time.monotonic() - child.started_at
         child.delay = (min(child.delay * 2, self.max_delay)
                        if uptime < self.quick_death else self.restart_delay)
@@ -332,7 +397,9 @@ class Supervisor:
                 code = child.process.poll()
                 if code is not None and not self.stopping:
                     self._died(child, code)
-        return 0
+                elif code is None:
+                    child.check_ready()
+        return self.exit_code
 
     def shutdown(self) -> None:
         """After run(): make sure every child is gone (SIGKILL after ``stop_timeout``)."""

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from .. import audit
 from ..auth import Staff, machine_or_staff, require, same_patient_or_403, staff_or_patient
-from ..errors import Conflict
+from ..errors import Conflict, ServiceError
 from ..fhir_ids import urn_uuid
 from ..models import Consent, PatientFlag, aware, utcnow
 from .deps import db as get_db, get_or_404
@@ -105,9 +105,14 @@ def standing_of(db, patient_id: str, issuer: str, purpose: str) -> dict:
 
 
 @router.get("/consents/standing")
-def standing(patient_id: str = Query(..., min_length=1), issuer: str = "", purpose: str = Query(..., min_length=1),
+def standing(patient_id: str = "", issuer: str = "", purpose: str = Query(..., min_length=1),
              staff: Staff = Depends(machine_or_staff("staff")), db=Depends(get_db)) -> dict:
-    """For the plugin's consent gate: explicit consent for ``purpose``, restriction, objection."""
+    """For the plugin's consent gate: explicit consent for ``purpose``, restriction, objection.
+
+    A blank ``patient_id`` (data without a PatientID) is a 400 naming it: no answer can exist."""
+    if not patient_id.strip():
+        raise ServiceError("patient_id is required: data without a PatientID (0010,0020) cannot be checked "
+                           "against the consent registry")
     answer = standing_of(db, patient_id, issuer, purpose)
     audit.record("consent.standing", actor=staff.name, patient_id=patient_id, issuer=issuer, purpose=purpose, **answer)
     return answer

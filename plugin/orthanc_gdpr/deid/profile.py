@@ -17,10 +17,11 @@ from pydicom.datadict import tag_for_keyword
 
 from . import options as opts
 from .pseudonyms import DEFAULT_ID_FORMAT, DEFAULT_NAME_FORMAT, PseudonymFormatError, check_format
+from .. import CONFIG_DIR
 from .table import SIMPLE_ACTIONS, ActionTable, Rule, parse_tag
 
 PROFILES_ENV = "ORTHANC_GDPR_PROFILES"
-DEFAULT_PROFILES_DIR = Path(__file__).resolve().parents[3] / "orthanc-config" / "profiles"
+DEFAULT_PROFILES_DIR = CONFIG_DIR / "profiles"
 _KEYS = {"name", "description", "options", "pseudonyms", "date_shift_days", "overrides"}
 _OVERRIDE_KEYS = {"tag", "keyword", "action", "purpose"}
 

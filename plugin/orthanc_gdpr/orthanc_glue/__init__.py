@@ -2,7 +2,7 @@
 
 This package is the only place in the project that touches the ``orthanc`` module. It never
 imports it: the module is handed in as an argument by the entry script
-(``plugin/orthanc_gdpr_plugin.py``), which keeps everything importable and testable outside
+(``orthanc_gdpr/plugin_entry.py``), which keeps everything importable and testable outside
 Orthanc. Code here targets the Python plugin 4.0 API (Debian 12); newer functions are detected
 with ``hasattr(orthanc, ...)``.
 """

@@ -27,7 +27,7 @@ from ..deid.parallel import Source
 from ..deid.profile import ProfileError
 from ..downloads import instance_ids, stream_archive, write_archive
 from ..orthanc_api import OrthancApiError, patient_identity
-from ..routing.consent import CARE, decide
+from ..routing.consent import CARE, MissingPatientId, decide
 from ..routing.rules import RuleError
 from ..runtime import IDENTIFIED_EXPORT_ROUTES, Runtime
 from ..settings import ConfigError, parse_settings
@@ -174,6 +174,9 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
         except OrthancApiError:
             _error(output, 404, "no such study or series")
             return
+        except MissingPatientId as e:
+            _error(output, 422, f"routing refused: {e}")
+            return
         rt.worker.wake()
         _answer_json(output, job.to_dict())
 
@@ -198,6 +201,8 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
                         purpose=purpose, reason=decision.reason)
         if decision.verdict == "wait":  # an unreachable registry never means "send anyway"
             _error(output, 503, f"download refused for now: {decision.reason}; try again later")
+        elif decision.verdict == "reject":
+            _error(output, 422, f"download refused: {decision.reason}")
         else:
             _error(output, 403, f"download refused for purpose {purpose!r}: {decision.reason}"
                    + ("" if purpose == CARE else "; only purpose 'care' is exempt"))

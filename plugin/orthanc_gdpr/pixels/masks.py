@@ -23,8 +23,10 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
+from .. import CONFIG_DIR
+
 MASKS_ENV = "ORTHANC_GDPR_PIXEL_MASKS"
-DEFAULT_MASKS_DIR = Path(__file__).resolve().parents[3] / "orthanc-config" / "pixel-masks"
+DEFAULT_MASKS_DIR = CONFIG_DIR / "pixel-masks"
 _TESTS = ("equals", "contains", "contains_any")
 _RULE_KEYS = {"name", "match", "boxes", "origin"}
 

@@ -28,12 +28,20 @@ class Standing:
 
 @dataclass(frozen=True)
 class Decision:
-    verdict: str  #: "allow", "refuse" or "wait"
+    verdict: str  #: "allow", "refuse", "wait", or "reject" (the data itself rules out an answer)
     reason: str
 
 
 class ConsentUnavailable(Exception):
     """The consent source did not answer."""
+
+
+class MissingPatientId(Exception):
+    """The data has no PatientID, so no registry can be asked about it: retrying cannot help."""
+
+    def __init__(self) -> None:
+        super().__init__("the patient has no PatientID (0010,0020), so the consent registry cannot be asked "
+                         "about this patient; give the data a PatientID (rectification) before it leaves")
 
 
 class ConsentSource(Protocol):
@@ -42,11 +50,14 @@ class ConsentSource(Protocol):
 
 def decide(source: ConsentSource | None, patient_id: str, issuer: str, purpose: str, lawful_basis: str) -> Decision:
     """Apply the gate: consent-based sending needs consent; restriction or objection blocks
-    every purpose other than care; an unreachable source defers the decision."""
+    every purpose other than care; an unreachable source defers the decision; data without a
+    PatientID is rejected (no registry can answer for it)."""
     if source is None:
         if lawful_basis == "consent":
             return Decision("refuse", "lawful basis is consent but no consent source is configured")
         return Decision("allow", f"lawful basis {lawful_basis}; no consent registry configured")
+    if not patient_id.strip():
+        return Decision("reject", str(MissingPatientId()))
     try:
         standing = source.standing(patient_id, issuer, purpose)
     except ConsentUnavailable as e:

@@ -14,7 +14,7 @@ from ..anonymous.decision import PSEUDONYMISED
 from ..audit import AuditLog
 from ..deid import DeidentificationError, Deidentifier, InstanceDropped, deidentify_bytes
 from ..orthanc_api import OrthancApi, OrthancApiError, get_json, patient_identity
-from .consent import ConsentSource, decide
+from .consent import ConsentSource, MissingPatientId, decide
 from .destinations import DeliveryError, send
 from .jobs import Job, JobQueue
 from .rules import Rule, StudyFacts
@@ -74,6 +74,11 @@ class Router:
         if rule_name not in self.rules:
             raise KeyError(rule_name)
         get_json(self.api, f"/{level}/{resource}")  # raises when the resource does not exist
+        if self.consent is not None and not patient_identity(self.api, level, resource)[0].strip():
+            error = MissingPatientId()  # refused now: a queued job could never succeed
+            self.audit.append("route.refused", user=user, level=level, resource=resource, rule=rule_name,
+                              reason=str(error))
+            raise error
         job = self.queue.add(rule_name, level, resource, user)
         self.audit.append("route.requested", user=user, level=level, resource=resource, rule=rule_name, job=job.id)
         return job
@@ -110,7 +115,7 @@ class Router:
         if decision.verdict == "wait":
             self._retry_or_fail(job, decision.reason, base, status_if_exhausted="refused")
             return
-        if decision.verdict == "refuse":
+        if decision.verdict in ("refuse", "reject"):
             self._finish(job, "refused", {"reason": decision.reason}, base)
             return
         engine = self.engines[rule.profile]
