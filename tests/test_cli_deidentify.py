@@ -134,5 +134,4 @@ def test_console_stays_readable_on_odd_files(tmp_path, key_file):
     assert done.returncode == 1
     assert "Warning" not in done.stderr and "warn_and_log" not in done.stderr
     assert all(line.startswith(("held back: ", "dropped: ", "note: ")) for line in done.stderr.splitlines())
-    assert "Big Endian transfer syntax is not supported" in done.stderr
     assert "instances de-identified" in done.stdout

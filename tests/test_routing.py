@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -15,12 +16,12 @@ import pytest
 import requests
 
 from orthanc_gdpr.deid import Deidentifier, Keyring, deidentify_bytes, load_key, load_profile
+from orthanc_gdpr.deid.profile import DEFAULT_PROFILES_DIR
 from orthanc_server import (
     PHI_ID,
     PHI_NAME,
     OrthancServer,
     StoreScp,
-    big_endian,
     free_port,
     make_ct_study,
     stop_all,
@@ -267,14 +268,34 @@ def test_pending_job_survives_orthanc_restart_and_is_delivered_after(orthanc_fac
 
 
 # --------------------------------------------------------------------------- 5. fail closed
+def undecodable_pixels(data: bytes) -> bytes:
+    """``data`` claiming JPEG Baseline pixel data that is no JPEG: Orthanc stores it as it is, and
+    Clean Pixel Data cannot decode it."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.PixelData = encapsulate([b"\xff\xd8 not a JPEG \xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
 def test_instance_the_engine_holds_back_is_not_sent_and_job_fails_listing_it(orthanc_factory, storescp, tmp_path):
+    profiles = tmp_path / "profiles"
+    shutil.copytree(DEFAULT_PROFILES_DIR, profiles)
+    research = json.loads((DEFAULT_PROFILES_DIR / "research.json").read_text())
+    research["options"]["clean-pixel-data"] = "Burned-in text is masked before images leave."
+    (profiles / "research.json").write_text(json.dumps(research))
     rules = write_rules(tmp_path / "rules.json", rule("ct", {"type": "modality", "name": "scp"}))
     src = orthanc_factory(modalities={"scp": storescp.as_modality()}, stable_age=1,
-                          gdpr={"RoutingRules": str(rules)})
+                          gdpr={"RoutingRules": str(rules), "ProfilesDirectory": str(profiles)})
     files = make_ct_study(3, series=1)
     # An instance Orthanc stores but the engine refuses. (Sequences nested deeper than the engine's
     # limit of 64 cannot be used: Orthanc 1.10.1 already drops the upload at ~50 levels.)
-    held = big_endian(one_more_instance(files[0]), tmp_path)
+    held = undecodable_pixels(one_more_instance(files[0]))
     ids = upload_all(src, files)
     held_id = src.upload(held)
     study = study_of(src, ids[0])
@@ -283,7 +304,7 @@ def test_instance_the_engine_holds_back_is_not_sent_and_job_fails_listing_it(ort
     assert job["status"] == "failed", job
     assert (job["instances"], job["sent"], job["held_back"]) == (4, 3, 1)
     assert [h["instance"] for h in job["held_back_instances"]] == [held_id]
-    assert "Big Endian" in job["held_back_instances"][0]["error"]
+    assert "pixel data cannot be cleaned" in job["held_back_instances"][0]["error"]
     assert "could not be de-identified" in job["error"]
     received = storescp.wait_for_files(3)
     assert sorted(sop_uids(received)) == sorted(local_outputs(src, "research", files))

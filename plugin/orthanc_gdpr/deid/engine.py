@@ -18,7 +18,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from .. import __version__, pixels, standard
-from . import options as opts
+from . import endian, options as opts
 from .cleaning import IDENTIFYING_KEYWORDS, Identifiers, clean_text
 from .dates import DateShifter, shift_da, shift_dt
 from .pixel_policy import is_head_volume, report_policy
@@ -48,6 +48,9 @@ FILE_META_IDENTIFYING = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020
 #: Tags whose values, wherever else they turn up, identify the patient (see cleaning.py).
 IDENTIFYING_TAGS = frozenset(int(tag_for_keyword(k)) for k in IDENTIFYING_KEYWORDS)  # type: ignore[arg-type]
 PATIENT_BIRTH_DATE = 0x00100030
+#: Float Pixel Data, Double Float Pixel Data, Pixel Data: an instance with none is header-only.
+PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
+HEADER_ONLY_NOTE = "header-only object: no Pixel Data, Float Pixel Data or Double Float Pixel Data"
 
 
 class DeidentificationError(Exception):
@@ -83,6 +86,10 @@ def _dummy(vr: str):
     return value
 
 
+def has_pixels(ds: Dataset) -> bool:
+    return any(tag in ds for tag in PIXEL_TAGS)
+
+
 class Deidentifier:
     """A profile bound to a key: de-identifies instances one by one, consistently."""
 
@@ -108,28 +115,31 @@ class Deidentifier:
         #: leave it undecoded and copy it verbatim (files.read_split).
         self.pixel_data_untouched = not self.clean_pixels
 
-    def deidentify(self, ds: Dataset, defaced: bool = False) -> InstanceReport:
+    def deidentify(self, ds: Dataset, defaced: bool = False, pixels_split: bool = False) -> InstanceReport:
         """De-identify ``ds`` in place, file meta included; raises DeidentificationError.
 
         ``defaced``: the instance comes from :func:`pixel_policy.deface_series` (needed for head
         CT/MR volumes under Clean Recognizable Visual Features; held back otherwise).
+        ``pixels_split``: the reader kept its Pixel Data apart (:func:`files.read_split`), so
+        ``ds`` has pixels although it holds none.
         """
         if SOP_INSTANCE_UID not in ds or not str(ds[SOP_INSTANCE_UID].value or "").strip():
             raise DeidentificationError("no SOP Instance UID (0008,0018)")
         dropped = report_policy(ds, self.clean_structured, self.clean_pixels, self.clean_graphics)
         if dropped:
             raise InstanceDropped(dropped)
-        if self.deface and not defaced and is_head_volume(ds):
+        pixels = pixels_split or has_pixels(ds)
+        if self.deface and not defaced and is_head_volume(ds) and pixels:
             raise DeidentificationError("head CT/MR instance: Clean Recognizable Visual Features needs its whole "
                                         "series (orthanc-gdpr deidentify on the series folder)")
-        return _Instance(self, ds).run()
+        return _Instance(self, ds, pixels).run()
 
 
 class _Instance:
     """The state of one instance while it is de-identified."""
 
-    def __init__(self, engine: Deidentifier, ds: Dataset):
-        self.engine, self.ds = engine, ds
+    def __init__(self, engine: Deidentifier, ds: Dataset, pixels: bool):
+        self.engine, self.ds, self.pixels = engine, ds, pixels
         self.report = InstanceReport()
         self.identifiers = Identifiers()
         self.kept_text: list[tuple[Dataset, int, str]] = []
@@ -141,13 +151,15 @@ class _Instance:
 
     def run(self) -> InstanceReport:
         ds = self.ds
+        if endian.is_big_endian(ds):
+            endian.to_little_endian(ds)
+            self.report.notes.append(endian.CONVERSION_NOTE)
         self._collect_identifiers(ds)
         stack: list[tuple[Dataset, str, int, bool]] = [(ds, "", 0, False)]
         while stack:
             self._dataset(*stack.pop(), stack)
         self._safety_net()
-        if self.engine.clean_pixels and "PixelData" in ds:
-            self._clean_pixels(ds)
+        self._pixel_options(ds)
         self._mark(ds)
         self._file_meta(ds)
         self.report.sop_class_uid = str(ds.get("SOPClassUID", ""))
@@ -407,6 +419,22 @@ class _Instance:
                 elem.value = new if len(new) > 1 else new[0]
                 self.report.safety_net.append((here, total))
                 self.report.add(here, "C", "safety net: the patient's own identifier removed")
+
+    def _pixel_options(self, ds: Dataset) -> None:
+        """Pixel options on this instance's pixels; where there are none (or none they handle),
+        the report says why the option did not apply, and the instance goes on header-only."""
+        engine = self.engine
+        if not self.pixels:
+            self.report.notes.append(HEADER_ONLY_NOTE)
+            for option, wanted in (("clean-pixel-data", engine.clean_pixels),
+                                   ("clean-recognizable-visual-features", engine.deface)):
+                if wanted:
+                    self.report.notes.append(f"{option} not applied: the instance has no pixel data")
+        elif engine.clean_pixels and "PixelData" in ds:
+            self._clean_pixels(ds)
+        elif engine.clean_pixels:
+            self.report.notes.append("clean-pixel-data not applied: Float and Double Float Pixel Data carry "
+                                     "measurements, not burned-in text, and are not masked")
 
     def _clean_pixels(self, ds: Dataset) -> None:
         """Clean Pixel Data (E.3.1): mask burned-in text; previews for sign-off when asked."""

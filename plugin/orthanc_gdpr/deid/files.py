@@ -48,8 +48,6 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 #: What pydicom hears during the parse in progress (per thread and task): see _PrematureEnd.
 _PARSE_LOG: ContextVar[list[str] | None] = ContextVar("orthanc_gdpr_parse_log", default=None)
-_PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
-_ROWS = 0x00280010
 
 
 class _PrematureEnd(logging.Handler):
@@ -69,7 +67,9 @@ _PREMATURE_END = _PrematureEnd()
 
 
 def _check_complete(ds: Dataset, pixels_follow: bool, size: int | None) -> None:
-    """Refuse a data set that pydicom read from truncated data.
+    """Refuse a data set that pydicom read from truncated data: one that ends inside an element.
+
+    An image without pixel data is not truncated: it is a header-only object (see the engine).
 
     ``size``: the number of bytes it was read from (None when they were inflated first).
     """
@@ -89,8 +89,6 @@ def _check_complete(ds: Dataset, pixels_follow: bool, size: int | None) -> None:
                     raise DeidentificationError(f"truncated: the file ends inside {_label(int(tag))}")
             elif elem.VR == "SQ":
                 stack.extend(elem.value)
-    if _ROWS in ds and not pixels_follow and not any(t in ds for t in _PIXEL_TAGS):
-        raise DeidentificationError("truncated: an image without its pixel data")
 
 
 def _parse(fp: BinaryIO | mmap.mmap | str | os.PathLike, stop_before_pixels: bool) -> Dataset:
@@ -124,9 +122,6 @@ def _parse(fp: BinaryIO | mmap.mmap | str | os.PathLike, stop_before_pixels: boo
         raise DeidentificationError("sequences nested too deep to parse safely") from None
     except (OSError, EOFError, ValueError, KeyError, TypeError, NotImplementedError, struct.error) as e:
         raise DeidentificationError(f"unreadable DICOM: {type(e).__name__}: {e}"[:300]) from None
-    if getattr(ds, "original_encoding", (None, True))[1] is False:
-        raise DeidentificationError("the retired Explicit VR Big Endian transfer syntax is not supported; "
-                                    "convert the file to little endian first (e.g. dcmconv +te)")
     return ds
 
 
@@ -266,7 +261,7 @@ def _deidentify(engine: Deidentifier, fp: BinaryIO | mmap.mmap, data: bytes | mm
     """Read and de-identify one instance: (data set, encoded head, verbatim pixel tail, report)."""
     ds, pixels = _split(fp, data, split=engine.pixel_data_untouched)
     try:
-        report = engine.deidentify(ds, defaced)
+        report = engine.deidentify(ds, defaced, pixels_split=bool(pixels))
         return ds, encode(ds), pixels, report
     except DeidentificationError:
         raise

@@ -58,10 +58,10 @@ def deface_series(files: list[str], workdir: Path) -> tuple[dict[int, str], dict
     series: dict[str, list[int]] = defaultdict(list)
     for index, path in enumerate(files):
         try:
-            head = pydicom.dcmread(path, stop_before_pixels=True)
+            head = pydicom.dcmread(path, defer_size=1024)  # large values stay on disk, presence is known
         except Exception:  # unreadable files are the engine's to refuse, with its own reason
             continue
-        if is_head_volume(head):
+        if is_head_volume(head) and "PixelData" in head:  # header-only objects have no face to remove
             series[str(head.get("SeriesInstanceUID", ""))].append(index)
     defaced: dict[int, str] = {}
     failed: dict[int, str] = {}

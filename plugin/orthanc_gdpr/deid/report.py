@@ -23,6 +23,8 @@ class InstanceReport:
     actions: list[tuple[str, str, str]] = field(default_factory=list)  #: (path, action, rule)
     safety_net: list[tuple[str, int]] = field(default_factory=list)  #: (path, hits)
     residual: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    #: what else the reader should know, e.g. a transfer syntax conversion or a header-only object
+    notes: list[str] = field(default_factory=list)
 
     def add(self, path: str, action: str, rule: str) -> None:
         self.actions.append((path, action, rule))
@@ -37,6 +39,7 @@ class InstanceReport:
             "safety_net": [{"attribute": p, "hits": h} for p, h in self.safety_net],
             "residual_risk": {k: sorted(v) for k, v in sorted(self.residual.items())},
             **({"pixels": self.pixels} if self.pixels is not None else {}),
+            **({"notes": self.notes} if self.notes else {}),
         }
 
 
