@@ -71,8 +71,8 @@ def _encodable(syntax: UID, ds: Dataset) -> bool:
         return False
     if not encoder.is_available:
         return False
-    if syntax == RLELossless:  # RLE: one segment per byte of each sample, 15 at most
-        return int(ds.SamplesPerPixel) * int(ds.BitsAllocated) // 8 <= 15
+    if syntax == RLELossless:  # pydicom's RLE encoders take 8 and 16 bits (15 segments at most)
+        return int(ds.BitsAllocated) <= 16 and int(ds.SamplesPerPixel) * int(ds.BitsAllocated) // 8 <= 15
     return int(ds.BitsStored) <= (24 if syntax == JPEG2000Lossless else 16)
 
 
@@ -91,6 +91,19 @@ def target_syntax(ds: Dataset, reencode: str) -> UID:
     return ExplicitVRLittleEndian
 
 
+def _set_wide_pixel_data(ds: Dataset, arr: np.ndarray) -> None:
+    """What ``set_pixel_data`` does, for the 32-bit samples it does not take: native little
+    endian Pixel Data, colour as RGB (as decoded), interleaved; the other pixel-module values
+    (Bits Allocated/Stored, High Bit, Pixel Representation, frames) describe it already."""
+    ds.PhotometricInterpretation = _photometric(ds)
+    if int(ds.SamplesPerPixel) > 1:
+        ds.PlanarConfiguration = 0
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.PixelData = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+    ds["PixelData"].VR = "OW"
+    ds["PixelData"].is_undefined_length = False
+
+
 def encode(ds: Dataset, frames: np.ndarray, reencode: str) -> UID:
     """Write ``frames`` into ``ds`` in the syntax :func:`target_syntax` picks; returns it."""
     target = target_syntax(ds, reencode)
@@ -98,7 +111,10 @@ def encode(ds: Dataset, frames: np.ndarray, reencode: str) -> UID:
     try:
         if not ds.file_meta.TransferSyntaxUID.is_little_endian:
             ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.set_pixel_data(arr, _photometric(ds), int(ds.BitsStored), generate_instance_uid=False)
+        if arr.dtype.itemsize <= 2:
+            ds.set_pixel_data(arr, _photometric(ds), int(ds.BitsStored), generate_instance_uid=False)
+        else:
+            _set_wide_pixel_data(ds, arr)
         if target == DeflatedExplicitVRLittleEndian:
             ds.file_meta.TransferSyntaxUID = target
         elif target != ExplicitVRLittleEndian:
