@@ -121,6 +121,35 @@ def test_multiframe_in_orthanc_needs_a_frame(orthanc, loaded, client):
 
 def test_unknown_study_or_foreign_series(orthanc, loaded, client):
     _, series_id, mf_id = loaded
-    assert post(client, "no-such-study", slices="1").json()["rule"] == "not-found"
+    assert post(client, "0" * 8 + "-00000000" * 4, slices="1").json()["rule"] == "not-found"
+    assert post(client, "../patients", slices="1").status_code in (404, 422)  # not an Orthanc ID
     r = post(client, study_of(orthanc, series_id), series=mf_id, slices="1:5")
     assert r.status_code == 422 and r.json()["rule"] == "not-in-study"
+
+
+def test_aggregate_of_series_in_orthanc_matches_the_same_export_from_files(orthanc, client, tmp_path):
+    """Ten patients in Orthanc: the service's mean is byte for byte the command line's on the same files."""
+    from orthanc_gdpr.cli import main as cli
+
+    folders = [write_series(tmp_path / f"p{n}", 4, patient=f"AGG-{n:02d}", seed=n, size=32) for n in range(10)]
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            orthanc.upload(path)
+    ids = [s.orthanc_id for f in folders for s in series_from_files([f])]
+    r = client.post("/anonymous-aggregates", json={"series": ids, "statistic": "mean"}, headers=REVIEWER)
+    assert r.status_code == 200, r.text
+    [record] = records(client, "anonymity.decision")
+    assert record["criterion"] == 1 and sorted(record["source_series"]) == sorted(ids)
+    [name] = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert name.endswith(".nii")
+    store = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    assert cli(["export-aggregate", *map(str, folders), "--statistic", "mean", "--out", str(tmp_path / "local"),
+                "--database-url", store]) == 0
+    [local] = (tmp_path / "local").iterdir()
+    assert zipfile.ZipFile(io.BytesIO(r.content)).read(name) == local.read_bytes()
+
+    r = client.post("/anonymous-aggregates", json={"series": ids[:9], "statistic": "mean"}, headers=REVIEWER)
+    assert r.status_code == 422 and r.json()["rule"] == "min-patients"
+    assert [x["rule"] for x in records(client, "anonymity.refused")] == ["min-patients"]
+    r = client.post("/anonymous-aggregates", json={"series": ids, "statistic": "mean"}, headers=STAFF)
+    assert r.status_code == 403
