@@ -198,6 +198,27 @@ def set_password(db, name: str, password: str) -> Account:
     return _change(db, name, change)
 
 
+def _keep_a_dpo(s, row: User, rule: str) -> None:
+    """Refuse a change that would leave no enabled dpo account (nobody could administer accounts)."""
+    if row.role == "dpo" and row.disabled_at is None:
+        others = s.execute(select(User.id).where(User.role == "dpo", User.disabled_at.is_(None),
+                                                 User.id != row.id)).first()
+        if others is None:
+            raise DuplicateAccount("name", rule)
+
+
+def set_role(db, name: str, role: str) -> Account:
+    """Give an account another role; the last enabled dpo keeps theirs."""
+    check_role(role)
+
+    def change(s, row: User) -> None:
+        if role != row.role:
+            _keep_a_dpo(s, row, "the last enabled dpo account cannot lose its role")
+            row.role = role
+
+    return _change(db, name, change)
+
+
 def set_enabled(db, name: str, enabled: bool, actor: str) -> Account:
     """Enable or disable an account; the last enabled dpo cannot be disabled."""
 
@@ -205,11 +226,7 @@ def set_enabled(db, name: str, enabled: bool, actor: str) -> Account:
         if enabled:
             row.disabled_at, row.disabled_by = None, None
             return
-        if row.role == "dpo" and row.disabled_at is None:
-            others = s.execute(select(User.id).where(User.role == "dpo", User.disabled_at.is_(None),
-                                                     User.id != row.id)).first()
-            if others is None:
-                raise DuplicateAccount("name", "the last enabled dpo account cannot be disabled")
+        _keep_a_dpo(s, row, "the last enabled dpo account cannot be disabled")
         if row.disabled_at is None:
             row.disabled_at, row.disabled_by = utcnow(), actor
 

@@ -32,6 +32,10 @@ class PasswordReset(BaseModel):
     password: SecretStr | None = Field(None, description="omit to have one generated (shown once in the answer)")
 
 
+class RoleChange(BaseModel):
+    role: str = Field(..., max_length=32, description=f"one of {', '.join(accounts.ROLES)}")
+
+
 class UserOut(BaseModel):
     name: str
     role: str
@@ -113,6 +117,18 @@ def disable_user(name: str, staff: Staff = Depends(require("dpo")), db=Depends(g
 @router.post("/users/{name}/enable", response_model=UserOut)
 def enable_user(name: str, staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> UserOut:
     return _set_enabled(name, True, staff, db)
+
+
+@router.post("/users/{name}/role", response_model=UserOut)
+def change_role(name: str, body: RoleChange, staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> UserOut:
+    before = accounts.get(db, name)
+    try:
+        account = accounts.set_role(db, name, body.role)
+    except accounts.AccountError as e:
+        raise _refused(staff, "role", name, e) from None
+    audit.record("user.role-changed", actor=staff.name, account=name, role=account.role,
+                 previous=before.role if before else None, channel="api")
+    return UserOut.of(account)
 
 
 @router.post("/users/{name}/password", response_model=UserWithPassword)

@@ -6,8 +6,9 @@ medical-images.zip``, which resumes with HTTP Range). An unknown, expired or rev
 clear page (404 / 410), never a trace. No identifier appears in the address or the title: the
 address holds only the random token.
 
-Language: ``?lang=xx`` when given (the page's language menu), else the browser's
-``Accept-Language``, else English; texts come from the ``landing`` message catalogs.
+Language: ``?lang=xx`` when given (the page's language menu), else the patient's language
+recorded on the request, else the browser's ``Accept-Language``, else English; texts come from
+the ``landing`` message catalogs.
 """
 from __future__ import annotations
 
@@ -20,14 +21,16 @@ from starlette.responses import Response
 from .. import audit, landing
 from ..errors import NotFound
 from ..i18n import LANGUAGES, translator
-from ..models import DownloadLink, Job, aware
+from ..models import DownloadLink, Job, PortabilityRequest, aware
 from .pages import templates
 
 
-def language(request: Request) -> str:
+def language(request: Request, preferred: str | None = None) -> str:
     chosen = request.query_params.get("lang", "")
     if chosen in LANGUAGES:
         return chosen
+    if preferred in LANGUAGES:
+        return preferred
     for part in request.headers.get("accept-language", "").split(","):
         code = part.split(";")[0].strip().lower()[:2]
         if code in LANGUAGES:
@@ -44,25 +47,31 @@ def landing_page(request: Request, token: str) -> Response:
     from ..routers.downloads import LinkGone, _resolve
 
     db = request.app.state.db
-    lang = language(request)
-    t = translator(lang, "landing")
     issuer = request.app.state.settings.issuer
     client = request.client.host if request.client else None
-    context = {"t": t, "lang": lang, "languages": [translator(code, "landing") for code in LANGUAGES],
-               "issuer": issuer, "token": token}
+
+    def context(lang: str) -> dict:
+        return {"t": translator(lang, "landing"), "lang": lang, "issuer": issuer, "token": token,
+                "languages": [translator(code, "landing") for code in LANGUAGES]}
+
     try:
         link_id, request_id, path, encrypted = _resolve(db, token, client)
     except NotFound:
-        return templates.TemplateResponse(request, "landing.html", {**context, "gone": "unknown"}, status_code=404)
+        return templates.TemplateResponse(request, "landing.html", {**context(language(request)), "gone": "unknown"},
+                                          status_code=404)
     except LinkGone as e:
-        return templates.TemplateResponse(request, "landing.html", {**context, "gone": e.reason}, status_code=410)
+        return templates.TemplateResponse(request, "landing.html", {**context(language(request)), "gone": e.reason},
+                                          status_code=410)
     with db.session() as s:
         link = s.get(DownloadLink, link_id)
         expires = aware(link.expires_at)
         bundle = s.get(Job, link.job_id).result_path
+        preferred = s.get(PortabilityRequest, request_id).language
+    lang = language(request, preferred)
+    t = translator(lang, "landing")
     audit.record("download.page", request_id=request_id, link_id=link_id, lang=lang, client=client)
     size = path.stat().st_size
     return templates.TemplateResponse(request, "landing.html", {
-        **context, "gone": None, "studies": landing.studies_in(Path(bundle)) if bundle else [],
+        **context(lang), "gone": None, "studies": landing.studies_in(Path(bundle)) if bundle else [],
         "size": _size(size, lang), "expires_date": t.date(expires), "expires_time": expires.strftime("%H:%M"),
         "encrypted": encrypted, "href": f"/download/{token}/medical-images.zip"})
