@@ -3,7 +3,7 @@ the breach query (by destination or user, in a time window) as a table and as CS
 POSTed: a patient's ID never sits in an address or an access log."""
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import datetime, time, timedelta, timezone
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, model_validator
@@ -82,7 +82,9 @@ def _matches(rec: dict, q: Search) -> bool:
 
 def _audit_page(request: Request, staff: Staff, errors=None, values=None, results=None, breach=None, status=None):
     state = api.verify(staff, request.app.state.db)
-    return page(request, "desk/audit.html", status=status, errors=errors, values=values or {}, chain=state,
+    today = datetime.now(timezone.utc).date()
+    values = {"b_since": (today - timedelta(days=30)).isoformat(), "b_until": today.isoformat(), **(values or {})}
+    return page(request, "desk/audit.html", status=status, errors=errors, values=values, chain=state,
                 checked_at=datetime.now(timezone.utc), results=results, breach=breach, shown=SHOWN)
 
 
@@ -98,7 +100,7 @@ def search(request: Request, data: dict = Depends(form_data), staff: Staff = Dep
     if errors:
         return _audit_page(request, staff, [(f if f in LABELS else "since", m) for f, m in errors], data)
     found = [r for r in chain.records(request.app.state.db, q.since, q.until) if _matches(r, q)]
-    api.audit.record("audit.searched", actor=staff.name, matches=len(found), event=q.event, user=q.user,
+    api.audit.record("audit.searched", actor=staff.name, matches=len(found), event_searched=q.event, user=q.user,
                      patient_id=q.patient, since=q.since, until=q.until)
     rows = [{"seq": r["seq"], "when": chain.effective_ts(r), "event": r["event"], "actor": r.get("actor", ""),
              "source": r.get("source", ""),
