@@ -24,13 +24,16 @@ def test_rectification_and_erasure_filed_decided_applied_and_recipients_told(ort
         "name": "research-scp", "match": {"Modality": ["NO-SUCH-MODALITY"]},
         "destination": {"type": "modality", "name": "scp"}, "profile": "research", "purpose": "research",
         "lawful_basis": "research"})
-    orthanc = orthanc_factory(modalities={"scp": storescp.as_modality()}, gdpr={"RoutingRules": str(rules)})
+    orthanc = orthanc_factory(modalities={"scp": storescp.as_modality()},
+                              gdpr={"RoutingRules": str(rules), "DownloadProfiles": ["basic", "research"]})
     ids = [orthanc.upload(f) for f in make_ct_study(3, patient_id="RECT-W", patient_name=OLD, series=1)]
     study = orthanc.get_json(f"/instances/{ids[0]}/study")["ID"]
     assert route_and_wait(orthanc, study, "research-scp")["status"] == "done"
     storescp.wait_for_files(3)
-    for f in make_ct_study(2, patient_id="ERASE-W", patient_name="Gone^Gina", series=1):
-        orthanc.upload(f)
+    gone = [orthanc.upload(f) for f in make_ct_study(2, patient_id="ERASE-W", patient_name="Gone^Gina", series=1)]
+    # An earlier recipient a person must tell: someone downloaded the study (de-identified) through the plugin.
+    gone_study = orthanc.get_json(f"/instances/{gone[0]}/study")["ID"]
+    assert orthanc.get(f"/gdpr/studies/{gone_study}/archive", params={"profile": "research"}).status_code == 200
     for f in make_ct_study(1, patient_id="KEEP-W", patient_name="Kept^Karl", series=1):
         orthanc.upload(f)
 
@@ -67,7 +70,7 @@ def test_rectification_and_erasure_filed_decided_applied_and_recipients_told(ort
         wait_text(browser, "applied", 120)
         browser.check("rectification-applied")
         assert "sent" in browser.text()
-        browser.visit("/ui/desk/notices", "notices")
+        browser.visit("/ui/desk/notices?show=all", "notices")
         notices = browser.driver.find_element(By.ID, "notices").text
         assert "modality:scp" in notices and "rejection-note-113038" in notices and "sent" in notices
         tags = [orthanc.get_json(f"/instances/{i}/simplified-tags") for i in orthanc.get_json("/instances")]
@@ -114,6 +117,21 @@ def test_rectification_and_erasure_filed_decided_applied_and_recipients_told(ort
         assert orthanc.post_json("/tools/find", {"Level": "Patient", "Query": {"PatientID": "KEEP-W"}})
         with app.state.db.session() as s:
             assert {e.status for e in s.query(Erasure)} == {"erased", "refused"}
+
+        # The notice to the person who downloaded: marked sent with channel and evidence.
+        browser.visit("/ui/desk/notices", "notices-open")
+        row = browser.driver.find_element(By.CSS_SELECTOR, "#notices tbody tr")
+        assert "user-download" in row.text and "to-send" in row.text
+        notice_id = row.get_attribute("id").removeprefix("notice-")
+        browser.driver.find_element(By.XPATH, f"//summary[normalize-space()='Mark sent notice {notice_id}']").click()
+        browser.press(f"Mark sent notice {notice_id}")  # no channel, no evidence
+        browser.check("notice-mark-errors")
+        assert "Channel" in browser.driver.find_element(By.CLASS_NAME, "error-summary").text
+        select(browser, f"channel-{notice_id}", "email")
+        browser.fill(f"evidence-{notice_id}", "mail 2026-12-01 to the research office")
+        browser.press(f"Mark sent notice {notice_id}")
+        browser.check("notice-sent")
+        assert "mail 2026-12-01 to the research office" in browser.driver.find_element(By.ID, f"notice-{notice_id}").text
 
         browser.visit("/ui/desk", "dashboard-after")
         assert "No open request matches." in browser.text()

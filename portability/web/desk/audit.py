@@ -81,7 +81,7 @@ def _matches(rec: dict, q: Search) -> bool:
 
 
 def _audit_page(request: Request, staff: Staff, errors=None, values=None, results=None, breach=None, status=None):
-    state = api.verify(staff, request.app.state.db)
+    state = api.verify(request, staff, request.app.state.db)
     today = datetime.now(timezone.utc).date()
     values = {"b_since": (today - timedelta(days=30)).isoformat(), "b_until": today.isoformat(), **(values or {})}
     return page(request, "desk/audit.html", status=status, errors=errors, values=values, chain=state,
