@@ -35,7 +35,7 @@ KEEP_HOURS = 24
 WINDOWS = ["default", *CT_PRESETS]
 #: The form field each refusal points at (the engine names command-line options).
 FIELD_IDS = {"--slices": "slices", "--clinician": "clinician", "--statement": "statement", "--window": "window",
-             "--format": "format", "--decided-by": "clinician", "series": "series", "inputs": "series",
+             "--format": "format", "series": "series", "inputs": "series",
              "study": "series"}
 
 
