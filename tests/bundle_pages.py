@@ -53,18 +53,20 @@ def viewer_folders(root: Path) -> list[Path]:
     return sorted(p for p in (root / "IHE_PDI").glob("V*") if p.is_dir())
 
 
-def walk_by_next_links(browser, first: Path) -> list[str]:
-    """Open ``first`` from file:// in the browser, then follow rel=next until the last page;
-    every page is checked (screenshot, CSP, mini a11y). Returns the visited file names."""
+def walk_by_next_links(browser, first: Path | None) -> list[str]:
+    """Open ``first`` from file:// in the browser (None: start on the current page), then follow
+    rel=next until the last page; every page is checked (screenshot, CSP, mini a11y). Returns the
+    visited file names."""
     from selenium.webdriver.common.by import By
 
-    browser.driver.get(first.as_uri())
+    if first is not None:
+        browser.driver.get(first.as_uri())
     seen = []
     while True:
         name = Path(browser.driver.current_url).name
         assert name not in seen, f"the next links loop at {name}"
         seen.append(name)
-        browser.check(f"{first.parent.name}-{name}")
+        browser.check(f"{Path(browser.driver.current_url).parent.name}-{name}")
         nxt = browser.driver.find_elements(By.CSS_SELECTOR, "a[rel=next]")
         if not nxt:
             return seen

@@ -15,7 +15,7 @@ from babel.dates import format_date
 from axe import axe_violations
 from bundle_pages import parse, positions, viewer_folders, walk_by_next_links
 from orthanc_server import make_ct_study, wait_for, write_rules
-from test_rights_common import STAFF, client_for
+from test_rights_common import STAFF, client_for, settings_for
 
 EVIL = "<script>alert(1)</script>^Eve"
 SITE = dict(recipient_names={"modality:scp": "University research archive"},
@@ -57,7 +57,13 @@ def test_copy_lists_every_recipient_and_its_viewer_works_offline(orthanc_factory
         first_job, _ = _bundle(c, tmp_path / "service-data")
         link = c.post(f"/jobs/{first_job}/links", json={"ttl_hours": 1}, headers=STAFF).json()
         assert c.get(link["url"]).status_code == 200  # the patient downloads the first copy
-        _, path = _bundle(c, tmp_path / "service-data", language="de")
+        second_job, path = _bundle(c, tmp_path / "service-data", language="de")
+        token = c.post(f"/jobs/{second_job}/links", json={"ttl_hours": 1}, headers=STAFF).json()["token"]
+        assert c.get(f"/download/{token}/view/INDEX.HTM").headers["content-type"].startswith("text/html")
+        assert c.get(f"/download/{token}/view/IHE_PDI/V0001/D00001.JPG").headers["content-type"] == "image/jpeg"
+        for hidden in ("DICOMDIR", "FHIR/R5.JSON", "SHA256SUMS", "../../etc/passwd", "PT000000/ST000000/SE000000/IM000000"):
+            assert c.get(f"/download/{token}/view/{hidden}").status_code == 404, hidden
+        assert c.get("/download/not-a-token/view/INDEX.HTM").status_code == 404
     root = tmp_path / "copy"
     with zipfile.ZipFile(path) as zf:
         zf.extractall(root)
@@ -110,3 +116,20 @@ def test_copy_lists_every_recipient_and_its_viewer_works_offline(orthanc_factory
         browser.driver.get(page.as_uri())
         browser.check(f"axe-{page.name}")
         assert axe_violations(browser.driver) == [], page
+
+    # ... and from the download landing page, served by the service out of the same ZIP.
+    from selenium.webdriver.common.by import By
+
+    from browser import LiveService
+    from portability.app import create_app
+
+    settings = settings_for(orthanc, db, tmp_path, user_organisations={orthanc.username: "Radiology department"}, **SITE)
+    with LiveService(create_app(settings)) as url:
+        browser.base = url
+        browser.visit(f"/download/{token}?lang=en", "landing")
+        browser.driver.find_element(By.ID, "view").click()
+        browser.check("landing-view-index")
+        assert "University research archive" in browser.text()
+        browser.driver.find_element(By.PARTIAL_LINK_TEXT, "Standardansicht").click()
+        assert positions(walk_by_next_links(browser, None)) == [1, 2]
+        assert axe_violations(browser.driver) == []

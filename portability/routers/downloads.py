@@ -3,7 +3,8 @@
 A browser opening the link (``Accept: text/html``, no ``Range``) gets the landing page
 (:mod:`portability.web.landing`), whose button fetches ``/download/{token}/medical-images.zip``;
 a download tool gets the ZIP at the link itself. Unknown token: 404; expired or revoked link:
-410; unsatisfiable range: 416. Nothing else is reachable with a download token (single purpose).
+410; unsatisfiable range: 416. Besides the ZIP, a download token reaches only the copy's own
+pages (:mod:`.bundle_view`): the same copy, looked at in the browser (single purpose).
 """
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from .. import audit, landing
 from ..errors import NotFound
 from ..i18n import LANGUAGES, translator
 from ..models import DownloadLink, Job, PortabilityRequest, aware
+from ..routers.bundle_view import view_href
 from .pages import templates
 
 
@@ -74,4 +75,5 @@ def landing_page(request: Request, token: str) -> Response:
     return templates.TemplateResponse(request, "landing.html", {
         **context(lang), "gone": None, "studies": landing.studies_in(Path(bundle)) if bundle else [],
         "size": _size(size, lang), "expires_date": t.date(expires), "expires_time": expires.strftime("%H:%M"),
-        "encrypted": encrypted, "href": f"/download/{token}/medical-images.zip"})
+        "encrypted": encrypted, "href": f"/download/{token}/medical-images.zip",
+        "view_href": None if encrypted else view_href(token)})
