@@ -2,9 +2,10 @@
 
 Rows come from the one audit chain. An ``anonymity.decision`` record is anonymous data under the
 criterion it names, with its full rationale. Every other export is *not* anonymous, whatever
-profile it used or what its record says: de-identified DICOM sent by a routing rule or
-downloaded is ``pseudonymised``; a patient's own copy (portability bundle) is ``identified``.
-The classification of each export event is a table (:data:`EXPORT_CLASSES`), not a guess.
+profile it used or what its record says: de-identified DICOM sent by a routing rule, released
+after review or downloaded is ``pseudonymised``; a patient's own copy (portability bundle) is
+``identified``. The classification of each export event is a table (:data:`EXPORT_CLASSES`), not
+a guess; a record that claims another classification keeps its claim in the ``note`` column.
 """
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from orthanc_gdpr.anonymous.decision import EVENT, IDENTIFIED, PSEUDONYMISED
 from . import chain
 
 #: Export events that are not anonymity decisions, and the kind of data they released.
-EXPORT_CLASSES = {"route.done": PSEUDONYMISED, "download": PSEUDONYMISED, "bundle.built": IDENTIFIED}
+EXPORT_CLASSES = {"route.done": PSEUDONYMISED, "download": PSEUDONYMISED, "release.approved": PSEUDONYMISED,
+                  "bundle.built": IDENTIFIED}
 COLUMNS = ("when", "audit_seq", "classification", "criterion", "decided_by", "clinician", "statement",
-           "rationale", "source_series", "files", "sha256", "limits", "event", "destination", "profile")
+           "rationale", "source_series", "files", "sha256", "limits", "event", "destination", "profile", "note")
 
 
 def rows(db, since: datetime | None = None, until: datetime | None = None) -> list[dict]:
@@ -38,10 +40,13 @@ def rows(db, since: datetime | None = None, until: datetime | None = None) -> li
                         "source_series": " ".join(f.get("source_series") or []), "files": len(outputs),
                         "sha256": " ".join(o.get("sha256", "") for o in outputs),
                         "limits": json.dumps(f.get("limits") or {}, sort_keys=True), "destination": "",
-                        "profile": ""})
+                        "profile": "", "note": ""})
         elif rec["event"] in EXPORT_CLASSES:
-            out.append({**base, "classification": EXPORT_CLASSES[rec["event"]], "criterion": "",
-                        "decided_by": f.get("user") or rec.get("actor") or "", "clinician": "", "statement": "",
+            kind, claimed = EXPORT_CLASSES[rec["event"]], f.get("classification")
+            note = (f"recorded as {claimed}; de-identified DICOM is {kind} unless exported under the anonymity "
+                    "criteria" if claimed and claimed != kind else "")
+            out.append({**base, "classification": kind, "note": note, "criterion": "",
+                        "decided_by": f.get("user") or rec.get("actor") or "", "clinician": f.get("clinician") or "", "statement": "",
                         "rationale": "", "source_series": "", "files": f.get("sent", f.get("instances", "")),
                         "sha256": f.get("sha256", ""), "limits": "",
                         "destination": f.get("destination", ""), "profile": f.get("profile", "")})
@@ -80,5 +85,6 @@ def to_html(report: list[dict], since: datetime | None, until: datetime | None) 
             + "<h2>Other exports: not anonymous</h2>\n<p>De-identified DICOM is pseudonymised data, whatever the "
               "profile; a patient's own copy is identified data.</p>\n"
             + _table("Exports that are personal data", ("when", "audit_seq", "classification", "event",
-                                                        "decided_by", "destination", "profile", "files"), others)
+                                                        "decided_by", "destination", "profile", "files", "note"),
+                     others)
             + "</main>\n</body>\n</html>\n")

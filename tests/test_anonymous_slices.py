@@ -296,6 +296,10 @@ def test_anonymity_report_lists_decisions_and_calls_pseudonymised_exports_pseudo
     log = AuditLog(tmp_path / "plugin-audit.jsonl")  # a download with the research profile, an older record
     log.append("download", user="bob", level="studies", resource="study-b", profile="research", purpose="research")
     [record] = decisions(store)
+    db = Database(store)  # a study released after review, its approver calling it anonymous
+    chain.append(db, "release.approved", actor="rita", study="study-c", profile="research",
+                 classification="anonymous-slices", clinician=CLINICIAN)
+    db.dispose()
     capsys.readouterr()
     assert cli(["audit", "anonymity-report", "--database-url", store, "--plugin-log", str(log.path),
                 "--format", "csv", "--since", "2000-01-01T00:00:00+00:00"]) == 0
@@ -307,6 +311,8 @@ def test_anonymity_report_lists_decisions_and_calls_pseudonymised_exports_pseudo
     assert decision["statement"] == STATEMENT and decision["audit_seq"] == str(record["seq"])
     assert decision["sha256"].split() == [o["sha256"] for o in record["outputs"]]
     assert by_event["download"]["classification"] == "pseudonymised"
+    release = by_event["release.approved"]
+    assert release["classification"] == "pseudonymised" and "recorded as anonymous-slices" in release["note"]
     assert cli(["audit", "anonymity-report", "--database-url", store, "--format", "html",
                 "-o", str(tmp_path / "report.html")]) == 0
     page = (tmp_path / "report.html").read_text()
