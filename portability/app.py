@@ -21,7 +21,7 @@ from .review.inspection import InspectionCache
 from .routers import anonymous
 from .routers import audit as audit_router
 from .routers import (bundle_view, consent_forms, consents, desk, downloads, jobs, links, notices, rectifications,
-                      requests, review, users)
+                      releases, requests, review, users)
 from .settings import Settings
 
 
@@ -57,8 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     web.install(app)
     app.add_middleware(AccessLog)
-    for module in (requests, jobs, links, downloads, bundle_view, audit_router, consents, rectifications, desk, consent_forms,
-                   anonymous, review, users, notices):
+    for module in (requests, jobs, links, downloads, bundle_view, audit_router, consents, rectifications, desk,
+                   consent_forms, anonymous, review, releases, users, notices):
         app.include_router(module.router)
     apidocs.install(app)
 

@@ -346,3 +346,34 @@ class IdempotencyKey(Base):
     kind: Mapped[str] = mapped_column(String(32))
     ref_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Release(Base):
+    """A person's release decision on a study de-identified with one profile (issue 11): what
+    exactly was reviewed (key fingerprint, manifest hash), the risks accepted and why."""
+    __tablename__ = "releases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study: Mapped[str] = mapped_column(String(64), index=True)  #: Orthanc study ID
+    profile: Mapped[str] = mapped_column(String(64))
+    options: Mapped[list] = mapped_column(JSON, default=list)  #: [{"option", "purpose"}]
+    rule: Mapped[str | None] = mapped_column(String(128))
+    decision: Mapped[str] = mapped_column(String(16))  #: approve | reject
+    status: Mapped[str] = mapped_column(String(16), default="active")  #: active | void
+    rationale: Mapped[str] = mapped_column(Text)
+    classification: Mapped[str] = mapped_column(String(32))
+    clinician_name: Mapped[str | None] = mapped_column(String(128))
+    clinician_statement: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(128))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    key_fingerprint: Mapped[str] = mapped_column(String(64))
+    instance_count: Mapped[int] = mapped_column(Integer, default=0)
+    dropped_count: Mapped[int] = mapped_column(Integer, default=0)
+    held_back_count: Mapped[int] = mapped_column(Integer, default=0)
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    manifest: Mapped[list | None] = mapped_column(JSON)  #: [[instance, sha256], ...] in order
+    residual_risks: Mapped[dict] = mapped_column(JSON, default=dict)
+    audit_seq: Mapped[int | None] = mapped_column(Integer)
+    audit_hash: Mapped[str | None] = mapped_column(String(64))
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    voided_at: Mapped[datetime | None]

@@ -86,11 +86,14 @@ class _Audit(HTMLParser):
         self.headings: list[int] = []
         self.inline: list[str] = []
         self.open_labels = 0
+        self.ids: list[str] = []
         self.title = ""
         self._in_title = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: (v or "") for k, v in attrs}
+        if a.get("id"):
+            self.ids.append(a["id"])
         if tag == "label":
             self.open_labels += 1
             if a.get("for"):
@@ -128,7 +131,8 @@ class _Audit(HTMLParser):
 
 def audit_html(html: str) -> list[str]:
     """Problems of one page: unlabelled controls, images without alt, skipped heading levels,
-    inline script/style (which the CSP would block), a missing title or h1."""
+    inline script/style (which the CSP would block), a missing title or h1, duplicate ids (a label
+    or error link would point at the wrong element)."""
     p = _Audit()
     p.feed(html)
     problems = []
@@ -150,6 +154,7 @@ def audit_html(html: str) -> list[str]:
     if not p.title.strip():
         problems.append("the page has no title")
     problems += [f"inline code the CSP blocks: {what}" for what in p.inline]
+    problems += [f"id {i!r} is used more than once" for i in sorted({i for i in p.ids if p.ids.count(i) > 1})]
     return problems
 
 

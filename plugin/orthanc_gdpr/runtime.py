@@ -15,7 +15,8 @@ from .orthanc_api import OrthancApi
 from .routing.consent import ConsentFile, ConsentService, ConsentSource
 from .routing.jobs import JobQueue, PostgresJobQueue, open_queue
 from .routing.router import RetryPolicy, Router, Worker
-from .routing.rules import load_rules
+from .routing.release_gate import ReleaseGate, ReleaseService
+from .routing.rules import RuleError, load_rules
 from .settings import Settings
 
 #: Orthanc's own routes that hand out identified data; filtered when RestrictIdentifiedExport is on.
@@ -38,6 +39,19 @@ def _consent_source(settings: Settings) -> ConsentSource | None:
     if settings.consent_file:
         return ConsentFile(settings.consent_file)
     return None
+
+
+def _release_gate(settings: Settings, key: bytes, rules: list) -> ReleaseGate | None:
+    """The release gate, when a rule requires review; refuses to start without a service."""
+    reviewed = [r.name for r in rules if r.review_required]
+    if not reviewed:
+        return None
+    if not settings.release_url:
+        raise RuleError(f"routing rules {', '.join(reviewed)} require review, but neither Gdpr.ReleaseServiceUrl "
+                        "nor Gdpr.ConsentServiceUrl names the service that records releases")
+    token = settings.release_token_file.read_text().strip() if settings.release_token_file else ""
+    return ReleaseGate(ReleaseService(settings.release_url, token), key, settings.review_expiry_days,
+                       settings.review_poll_seconds)
 
 
 @dataclass
@@ -63,7 +77,8 @@ class Runtime:
         audit = AuditLog(settings.audit_path)
         queue = open_queue(settings.queue_path, settings.queue_database_url)
         retry = RetryPolicy(settings.retry_first_delay, settings.retry_max_delay, settings.retry_max_attempts)
-        router = Router(api, rules, engines, queue, audit, _consent_source(settings), retry)
+        router = Router(api, rules, engines, queue, audit, _consent_source(settings), retry,
+                        _release_gate(settings, key, rules))
         return cls(settings, engines, audit, queue, router, Worker(router), key)
 
     def start(self, source: Source | None = None) -> None:

@@ -17,6 +17,11 @@ Bad or missing settings stop Orthanc with a clear message instead of running hal
       "IdentifiedExportUsers": ["admin"],                    // who may still use them
       "Retry": {"FirstDelaySeconds": 5, "MaxDelaySeconds": 600, "MaxAttempts": 20},
       "QueueDatabaseUrl": "postgresql://orthanc@db/gdpr",   // optional: one routing queue for replicas
+      "ReleaseServiceUrl": "http://127.0.0.1:8000",          // release gate (default: ConsentServiceUrl)
+      "ReleaseServiceTokenFile": "/etc/orthanc-gdpr/service.token", // default: ConsentServiceTokenFile
+      "ReviewExpiryDays": 14,                                // unreviewed "review": "required" jobs expire
+      "ReviewPollSeconds": 30,                               // how often a waiting job asks again
+      "WorkspaceUrl": "https://gdpr.example.org",            // the staff workspace, for Explorer buttons
       "Workers": 2,                                          // de-identification processes (0: in Orthanc)
       "WorkerPython": "/usr/bin/python3"                     // the Python 3.11 that runs them
     }
@@ -24,6 +29,11 @@ Bad or missing settings stop Orthanc with a clear message instead of running hal
 The processes read the stored files themselves from Orthanc's HTTP port on 127.0.0.1 with a REST
 token of the plugin (``GenerateRestApiAuthorizationToken``); with ``SslEnabled`` or without the
 HTTP server, the plugin reads the files and hands them over instead.
+
+Rules with ``"review": "required"`` need a release service (``ReleaseServiceUrl`` or
+``ConsentServiceUrl``): Orthanc refuses to start without one. Their jobs wait as
+``awaiting-review`` and ask the service every ``ReviewPollSeconds``; an unreachable service keeps
+them waiting (never sending); after ``ReviewExpiryDays`` they expire.
 
 Downloads honour the consent registry (``ConsentFile`` / ``ConsentServiceUrl``): a restriction
 (Art. 18) or objection (Art. 21) refuses every download purpose (``?purpose=``, default
@@ -42,7 +52,8 @@ from .downloads import COMPRESSION
 SECTION = "Gdpr"
 _KEYS = {"KeyFile", "StateDirectory", "ProfilesDirectory", "RoutingRules", "ConsentFile", "ConsentServiceUrl",
          "ConsentServiceTokenFile", "DownloadProfiles", "DefaultDownloadProfile", "ArchiveCompression",
-         "RestrictIdentifiedExport", "IdentifiedExportUsers", "Retry", "Workers", "WorkerPython", "QueueDatabaseUrl"}
+         "RestrictIdentifiedExport", "IdentifiedExportUsers", "Retry", "Workers", "WorkerPython", "QueueDatabaseUrl",
+         "ReleaseServiceUrl", "ReleaseServiceTokenFile", "ReviewExpiryDays", "ReviewPollSeconds", "WorkspaceUrl"}
 
 
 class ConfigError(ValueError):
@@ -69,6 +80,11 @@ class Settings:
     workers: int
     worker_python: str
     queue_database_url: str = ""
+    release_url: str = ""
+    release_token_file: Path | None = None
+    review_expiry_days: float = 14.0
+    review_poll_seconds: float = 30.0
+    workspace_url: str = ""
 
     @property
     def queue_path(self) -> Path:
@@ -139,6 +155,14 @@ def parse_settings(config: dict) -> Settings:
     if not isinstance(queue_url, str) or (queue_url and not queue_url.startswith(
             ("postgresql://", "postgresql+psycopg://", "postgres://"))):
         raise ConfigError(f'"{SECTION}.QueueDatabaseUrl" must be a PostgreSQL URL (postgresql://...)')
+    try:
+        expiry, poll = float(section.get("ReviewExpiryDays", 14)), float(section.get("ReviewPollSeconds", 30))
+    except (TypeError, ValueError):
+        raise ConfigError(f'"{SECTION}.ReviewExpiryDays" and "ReviewPollSeconds" are numbers') from None
+    if expiry <= 0 or poll <= 0:
+        raise ConfigError(f'"{SECTION}.ReviewExpiryDays" and "ReviewPollSeconds" must be above 0')
+    consent_url = str(section.get("ConsentServiceUrl", ""))
+    release_url = str(section.get("ReleaseServiceUrl", "") or consent_url)
     return Settings(
         key_file=key_file, state_dir=state_dir, profiles_dir=profiles, routing_rules=rules,
         consent_file=_path(section, "ConsentFile"), consent_url=str(section.get("ConsentServiceUrl", "")),
@@ -147,4 +171,7 @@ def parse_settings(config: dict) -> Settings:
         restrict_identified_export=bool(section.get("RestrictIdentifiedExport", False)),
         identified_export_users=tuple(users), retry_first_delay=first, retry_max_delay=most,
         retry_max_attempts=attempts, workers=workers, worker_python=worker_python,
-        queue_database_url=queue_url)
+        queue_database_url=queue_url, release_url=release_url,
+        release_token_file=_path(section, "ReleaseServiceTokenFile") or _path(section, "ConsentServiceTokenFile"),
+        review_expiry_days=expiry, review_poll_seconds=poll,
+        workspace_url=str(section.get("WorkspaceUrl", "") or release_url).rstrip("/"))

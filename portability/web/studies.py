@@ -15,6 +15,7 @@ from ..errors import ServiceError
 from ..review.images import WINDOWS, ImageUnavailable, render_png
 from ..review.search import StudyQuery, find_studies, load_study
 from ..review.study_review import ReviewParams, build_review, may_see_identified
+from . import releases
 from .pages import NAV, PageError, render
 from .session import web_user
 
@@ -68,13 +69,7 @@ def review_page(request: Request, study_id: str, staff: Staff = Depends(web_user
                  identified=review.identified)
     return render(request, "review.html", review=review, windows=WINDOWS, base=f"/ui/studies/{study_id}/review",
                   profiles=request.app.state.engines.profiles(),
-                  release_form=release_form_context(request, review, staff))
-
-
-def release_form_context(request: Request, review, staff: Staff) -> dict | None:
-    """What the release form on the review page needs (None when the role may not decide)."""
-    hook = getattr(request.app.state, "release_form", None)
-    return hook(request, review, staff) if hook else None
+                  release_form=releases.form_context(request, review, staff))
 
 
 @router.get("/studies/{study_id}/images/{instance}")

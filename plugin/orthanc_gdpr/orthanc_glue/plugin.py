@@ -267,7 +267,11 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
     def on_profiles(output: Any, uri: str, **request: Any) -> None:
         _answer_json(output, {"download": list(rt.settings.download_profiles),
                               "default": rt.settings.default_download_profile,
-                              "routing_rules": sorted(rt.router.rules)})
+                              "routing_rules": sorted(rt.router.rules),
+                              "rules": [{"name": r.name, "profile": r.profile, "purpose": r.purpose,
+                                         "review": "required" if r.review_required else "none"}
+                                        for r in sorted(rt.router.rules.values(), key=lambda r: r.name)],
+                              "workspace": rt.settings.workspace_url})
 
     routes = {
         HEALTH_URI: get_only(on_health),

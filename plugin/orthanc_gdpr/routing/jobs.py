@@ -42,11 +42,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 """
 
-#: pending: waiting for its turn (or for a retry); running: being delivered now; done: every
+#: pending: waiting for its turn (or for a retry); awaiting-review: its rule needs a person's
+#: release first (checked again every few seconds); running: being delivered now; done: every
 #: instance delivered; failed: gave up or some instances held back; refused: no lawful basis;
-#: cancelled: stopped by a user.
-STATUSES = ("pending", "running", "done", "failed", "refused", "cancelled")
-ACTIVE = ("pending", "running")
+#: cancelled: stopped by a user or by a rejected release; expired: left unreviewed too long.
+STATUSES = ("pending", "awaiting-review", "running", "done", "failed", "refused", "cancelled", "expired")
+WAITING = ("pending", "awaiting-review")
+ACTIVE = ("pending", "awaiting-review", "running")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,11 @@ class Job:
                 "requested_by": self.requested_by, "status": self.status, "attempts": self.attempts,
                 "next_attempt": self.next_attempt, "created": self.created, "updated": self.updated,
                 **self.detail}
+
+
+def _waiting(status: str) -> str:
+    """The status a job waits in: ``awaiting-review`` when asked for, else ``pending``."""
+    return status if status in WAITING else "pending"
 
 
 def _job(row: sqlite3.Row) -> Job:
@@ -100,8 +107,8 @@ class JobQueue:
         """Queue a job, unless the same rule already has an active job for the resource."""
         now = time.time()
         with self._lock:
-            existing = self._one("SELECT * FROM jobs WHERE rule=? AND level=? AND resource=? AND status='pending'",
-                                 (rule, level, resource))
+            existing = self._one("SELECT * FROM jobs WHERE rule=? AND level=? AND resource=?"
+                                 " AND status IN ('pending', 'awaiting-review')", (rule, level, resource))
             if existing:
                 return existing
             cur = self._db.execute(
@@ -114,16 +121,21 @@ class JobQueue:
         with self._lock:
             return self._one(
                 "UPDATE jobs SET status='running', attempts=attempts+1, updated=? WHERE id = ("
-                " SELECT id FROM jobs WHERE status='pending' AND next_attempt<=? ORDER BY next_attempt, id LIMIT 1)"
+                " SELECT id FROM jobs WHERE status IN ('pending', 'awaiting-review') AND next_attempt<=?"
+                " ORDER BY next_attempt, id LIMIT 1)"
                 " RETURNING *", (time.time(), time.time()))
 
     def finish(self, job_id: int, status: str, detail: dict, retry_in: float | None = None) -> None:
-        """Record the outcome; with ``retry_in`` the job goes back to pending after that delay."""
+        """Record the outcome; with ``retry_in`` the job waits again (``pending``, or
+        ``awaiting-review`` when that is the ``status`` given) until that delay has passed."""
         now = time.time()
         with self._lock:
             if retry_in is not None:
-                self._db.execute("UPDATE jobs SET status='pending', next_attempt=?, updated=?, detail=?"
-                                 " WHERE id=? AND status='running'", (now + retry_in, now, json.dumps(detail), job_id))
+                # Waiting for a review is not a failed attempt: the retry budget starts afresh.
+                self._db.execute("UPDATE jobs SET status=?, next_attempt=?, updated=?, detail=?,"
+                                 " attempts=CASE WHEN ?='awaiting-review' THEN 0 ELSE attempts END"
+                                 " WHERE id=? AND status='running'",
+                                 (_waiting(status), now + retry_in, now, json.dumps(detail), _waiting(status), job_id))
             else:
                 self._db.execute("UPDATE jobs SET status=?, updated=?, detail=? WHERE id=? AND status='running'",
                                  (status, now, json.dumps(detail), job_id))
@@ -141,17 +153,17 @@ class JobQueue:
             return [_job(r) for r in rows.fetchall()]
 
     def retry(self, job_id: int) -> bool:
-        """Make a failed, refused or cancelled job due now (attempts start again)."""
+        """Make a failed, refused, cancelled or expired job due now (attempts start again)."""
         with self._lock:
             cur = self._db.execute("UPDATE jobs SET status='pending', attempts=0, next_attempt=?, updated=?"
-                                   " WHERE id=? AND status IN ('failed', 'refused', 'cancelled')",
+                                   " WHERE id=? AND status IN ('failed', 'refused', 'cancelled', 'expired')",
                                    (time.time(), time.time(), job_id))
             return cur.rowcount == 1
 
     def cancel(self, job_id: int) -> bool:
         with self._lock:
             cur = self._db.execute("UPDATE jobs SET status='cancelled', updated=?"
-                                   " WHERE id=? AND status IN ('pending', 'running')",
+                                   " WHERE id=? AND status IN ('pending', 'awaiting-review', 'running')",
                                    (time.time(), job_id))
             return cur.rowcount == 1
 
@@ -259,9 +271,13 @@ class PostgresJobQueue:
         return _pg_job(row) if row else None
 
     def add(self, rule: str, level: str, resource: str, requested_by: str) -> Job:
-        """Queue a job, unless the same rule already has a pending job for the resource (on any replica)."""
+        """Queue a job, unless the same rule already has a waiting job for the resource (on any replica)."""
         now = time.time()
         with self._lock:
+            waiting = self._one(f"SELECT {_COLUMNS} FROM gdpr_routing_jobs WHERE rule=%s AND level=%s"
+                                f" AND resource=%s AND status='awaiting-review'", (rule, level, resource))
+            if waiting:
+                return waiting
             for _ in range(10):  # the pending one may get claimed between the two statements
                 job = self._one(
                     f"INSERT INTO gdpr_routing_jobs (rule, level, resource, requested_by, status, next_attempt,"
@@ -309,7 +325,8 @@ class PostgresJobQueue:
             try:
                 with conn.transaction():
                     row = conn.execute(
-                        "SELECT j.id FROM gdpr_routing_jobs j WHERE j.status='pending' AND j.next_attempt<=%s"
+                        "SELECT j.id FROM gdpr_routing_jobs j WHERE j.status IN ('pending', 'awaiting-review')"
+                        " AND j.next_attempt<=%s"
                         " AND NOT EXISTS (SELECT 1 FROM gdpr_routing_jobs r WHERE r.status='running'"
                         " AND r.rule=j.rule AND r.level=j.level AND r.resource=j.resource)"
                         " ORDER BY j.next_attempt, j.id LIMIT 1 FOR UPDATE SKIP LOCKED", (now,)).fetchone()
@@ -335,9 +352,10 @@ class PostgresJobQueue:
             if retry_in is not None:
                 try:
                     self._conn().execute(
-                        "UPDATE gdpr_routing_jobs SET status='pending', next_attempt=%s, updated=%s, detail=%s,"
-                        " claimed_by=NULL WHERE id=%s AND status='running'",
-                        (now + retry_in, now, json.dumps(detail), job_id))
+                        "UPDATE gdpr_routing_jobs SET status=%s, next_attempt=%s, updated=%s, detail=%s,"
+                        " claimed_by=NULL, attempts=CASE WHEN %s='awaiting-review' THEN 0 ELSE attempts END"
+                        " WHERE id=%s AND status='running'",
+                        (_waiting(status), now + retry_in, now, json.dumps(detail), _waiting(status), job_id))
                 except self._psycopg.errors.UniqueViolation:  # a newer pending twin will do it
                     self._conn().execute("UPDATE gdpr_routing_jobs SET status='cancelled', updated=%s, detail=%s"
                                          " WHERE id=%s AND status='running'",
@@ -366,7 +384,8 @@ class PostgresJobQueue:
             try:
                 cur = self._conn().execute(
                     "UPDATE gdpr_routing_jobs SET status='pending', attempts=0, next_attempt=%s, updated=%s"
-                    " WHERE id=%s AND status IN ('failed', 'refused', 'cancelled')", (time.time(), time.time(), job_id))
+                    " WHERE id=%s AND status IN ('failed', 'refused', 'cancelled', 'expired')",
+                    (time.time(), time.time(), job_id))
             except self._psycopg.errors.UniqueViolation:  # already pending under another job
                 return False
             return cur.rowcount == 1
@@ -374,7 +393,8 @@ class PostgresJobQueue:
     def cancel(self, job_id: int) -> bool:
         with self._lock:
             cur = self._conn().execute("UPDATE gdpr_routing_jobs SET status='cancelled', updated=%s"
-                                       " WHERE id=%s AND status IN ('pending', 'running')", (time.time(), job_id))
+                                       " WHERE id=%s AND status IN ('pending', 'awaiting-review', 'running')",
+                                       (time.time(), job_id))
             return cur.rowcount == 1
 
     def is_cancelled(self, job_id: int) -> bool:

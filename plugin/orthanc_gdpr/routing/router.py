@@ -6,17 +6,22 @@ plugin and against a remote Orthanc.
 
 from __future__ import annotations
 
+import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..anonymous.decision import PSEUDONYMISED
 from ..audit import AuditLog
 from ..deid import DeidentificationError, Deidentifier, InstanceDropped, deidentify_bytes
+from ..deid.manifest import Manifest
 from ..orthanc_api import OrthancApi, OrthancApiError, get_json, patient_identity
 from .consent import ConsentSource, MissingPatientId, decide
 from .destinations import DeliveryError, send
 from .jobs import Job, JobQueue
+from .release_gate import ReleaseGate, ReleaseUnavailable
 from .rules import Rule, StudyFacts
 
 #: Marker of our own de-identified copies (rule ``store_copy``): never routed again.
@@ -36,8 +41,9 @@ class RetryPolicy:
 class Router:
     def __init__(self, api: OrthancApi, rules: list[Rule], engines: dict[str, Deidentifier],
                  queue: JobQueue, audit: AuditLog, consent: ConsentSource | None,
-                 retry: RetryPolicy = RetryPolicy()):
+                 retry: RetryPolicy = RetryPolicy(), gate: ReleaseGate | None = None):
         self.api, self.queue, self.audit, self.consent, self.retry = api, queue, audit, consent, retry
+        self.gate = gate
         self.rules = {r.name: r for r in rules}
         self.engines = engines
 
@@ -119,6 +125,21 @@ class Router:
             self._finish(job, "refused", {"reason": decision.reason}, base)
             return
         engine = self.engines[rule.profile]
+        with tempfile.TemporaryDirectory(prefix="orthanc-gdpr-release-") as spool:
+            produce = self._fresh(engine)
+            if rule.review_required:
+                produce = self._released(job, rule, engine, instances, base, Path(spool))
+                if produce is None:
+                    return
+            self._deliver(job, rule, instances, produce, base)
+
+    def _fresh(self, engine: Deidentifier) -> Callable[[str], bytes]:
+        """De-identify a stored instance now (raises InstanceDropped, DeidentificationError,
+        OrthancApiError)."""
+        return lambda instance: deidentify_bytes(engine, self.api.get(f"/instances/{instance}/file"))[1]
+
+    def _deliver(self, job: Job, rule: Rule, instances: list[str], produce: Callable[[str], bytes],
+                 base: dict) -> None:
         sent, skipped, dropped, held_back = 0, 0, 0, []
         for instance in instances:
             if self.queue.is_cancelled(job.id):
@@ -128,8 +149,7 @@ class Router:
                 skipped += 1
                 continue
             try:
-                original = self.api.get(f"/instances/{instance}/file")
-                _, dicom, _ = deidentify_bytes(engine, original)
+                dicom = produce(instance)
             except InstanceDropped:
                 dropped += 1  # by policy (a report the profile does not keep): not a failure
                 continue
@@ -155,6 +175,76 @@ class Router:
                                          "error": f"{len(held_back)} instance(s) could not be de-identified and were not sent"}, base)
         else:
             self._finish(job, "done", counts, base)
+
+    # -- the release gate (rules with "review": "required") ----------------------------------
+
+    def _released(self, job: Job, rule: Rule, engine: Deidentifier, instances: list[str], base: dict,
+                  spool: Path) -> Callable[[str], bytes] | None:
+        """The de-identified files a release covers, exactly as reviewed; None when the job must
+        wait (no decision, service down, release void), was cancelled (rejected) or expired."""
+        if self.gate is None:
+            self._finish(job, "failed", {"error": "the rule requires review but no release service is configured"},
+                         base)
+            return None
+        if job.level != "studies":
+            self._finish(job, "failed", {"error": "a rule that requires review routes whole studies only"}, base)
+            return None
+        try:
+            standing = self.gate.service.standing(job.resource, rule.name, rule.profile)
+        except ReleaseUnavailable as e:
+            self._await_review(job, base, f"the release service did not answer ({e})")
+            return None
+        if standing.decision == "none":
+            self._await_review(job, base, "no release decision yet")
+            return None
+        base["release"] = standing.release
+        if standing.decision == "reject":
+            self._finish(job, "cancelled", {"reason": f"release {standing.release} rejected by {standing.decided_by}: "
+                                                      f"{standing.rationale}"}, base)
+            return None
+        manifest, files = Manifest(), {}
+        for n, instance in enumerate(instances):
+            try:
+                dicom = self._fresh(engine)(instance)
+            except InstanceDropped as e:
+                manifest.drop(instance)
+                files[instance] = e
+                continue
+            except DeidentificationError as e:
+                files[instance] = e
+                continue
+            except OrthancApiError as e:
+                self._retry_or_fail(job, str(e), base)
+                return None
+            path = spool / f"{n}.dcm"
+            path.write_bytes(dicom)
+            manifest.add(instance, dicom)
+            files[instance] = path
+        why = self.gate.mismatch(standing, manifest)
+        if why is not None:
+            told = self.gate.service.void(standing.release, why)
+            self.audit.append("release.void", **base, reason=why, service_told=told)
+            self._await_review(job, base, f"release {standing.release} is void: {why}; a new review is needed")
+            return None
+
+        def reviewed(instance: str) -> bytes:
+            item = files[instance]
+            if isinstance(item, Exception):
+                raise item
+            return item.read_bytes()
+        return reviewed
+
+    def _await_review(self, job: Job, base: dict, reason: str) -> None:
+        """Wait for a release (checked again every poll interval), or expire after N days."""
+        gate = self.gate
+        assert gate is not None
+        if time.time() - job.created > gate.expiry_seconds:
+            self._finish(job, "expired", {"error": f"not released within {gate.expiry_seconds / 86400:g} days "
+                                                   f"({reason})"}, base)
+            return
+        self.queue.finish(job.id, "awaiting-review", {"awaiting": reason}, retry_in=gate.poll_seconds)
+        if job.detail.get("awaiting") != reason:  # audited when the reason changes, not at every poll
+            self.audit.append("route.awaiting-review", **base, reason=reason)
 
     def _finish(self, job: Job, status: str, detail: dict, base: dict) -> None:
         self.queue.finish(job.id, status, detail)

@@ -9,6 +9,9 @@ Rules are a declarative JSON file (``orthanc-config/routing-rules.json``)::
         "destination": {"type": "modality", "name": "RESEARCH_PACS"},
         "profile": "research", "purpose": "research", "lawful_basis": "research"}]}
 
+``"review": "required"`` makes the rule's jobs wait as ``awaiting-review`` until a person
+releases the study for this rule and profile (:mod:`.release_gate`); ``"none"`` is the default.
+
 ``destination.type`` is ``modality`` (DICOM C-STORE to a modality declared in Orthanc),
 ``peer`` (an Orthanc peer) or ``dicomweb`` (STOW-RS to ``url``). Every ``match`` key is optional;
 a value list matches any of its values; ``Tags`` values are shell-style patterns.
@@ -32,7 +35,9 @@ LAWFUL_BASES = {
 }
 DESTINATION_TYPES = ("modality", "peer", "dicomweb")
 _MATCH_KEYS = {"Modality", "CallingAet", "CalledAet", "Tags"}
-_RULE_KEYS = {"name", "match", "destination", "profile", "purpose", "lawful_basis", "store_copy", "description"}
+_RULE_KEYS = {"name", "match", "destination", "profile", "purpose", "lawful_basis", "store_copy", "description",
+              "review"}
+REVIEW_VALUES = ("none", "required")
 
 
 class RuleError(ValueError):
@@ -75,6 +80,7 @@ class Rule:
     called_aets: tuple[str, ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
     store_copy: bool = False
+    review_required: bool = False  #: ``"review": "required"``: a person releases each study first
 
     def matches(self, facts: StudyFacts) -> bool:
         if self.modalities and not facts.modalities & set(self.modalities):
@@ -120,6 +126,8 @@ def parse_rule(doc: object, where: str) -> Rule:
     match = doc.get("match", {})
     if not isinstance(match, dict) or set(match) - _MATCH_KEYS:
         raise RuleError(f"{where}: 'match' may use {sorted(_MATCH_KEYS)}")
+    if doc.get("review", "none") not in REVIEW_VALUES:
+        raise RuleError(f"{where}: review must be one of {', '.join(REVIEW_VALUES)}")
     tags = match.get("Tags", {})
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise RuleError(f"{where}: match.Tags maps DICOM keywords to patterns")
@@ -129,7 +137,8 @@ def parse_rule(doc: object, where: str) -> Rule:
         modalities=_strings(match.get("Modality", []), f"{where}: Modality"),
         calling_aets=_strings(match.get("CallingAet", []), f"{where}: CallingAet"),
         called_aets=_strings(match.get("CalledAet", []), f"{where}: CalledAet"),
-        tags=tuple(sorted(tags.items())), store_copy=bool(doc.get("store_copy", False)))
+        tags=tuple(sorted(tags.items())), store_copy=bool(doc.get("store_copy", False)),
+        review_required=doc.get("review") == "required")
 
 
 def load_rules(path: str | Path) -> list[Rule]:
