@@ -6,8 +6,10 @@ identified data was shown.
 """
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Depends, Form, Query, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from .. import audit
 from ..auth import Staff
@@ -70,6 +72,15 @@ def review_page(request: Request, study_id: str, staff: Staff = Depends(web_user
     return render(request, "review.html", review=review, windows=WINDOWS, base=f"/ui/studies/{study_id}/review",
                   profiles=request.app.state.engines.profiles(),
                   release_form=releases.form_context(request, review, staff))
+
+
+@router.get("/series/{series_id}/review")
+def series_review(request: Request, series_id: str, staff: Staff = Depends(web_user("staff")),
+                  profile: str = Query(...)):
+    """Review of the study a series belongs to (for buttons on series pages of Orthanc's UIs)."""
+    study = client(request).get_json(f"/series/{series_id}").get("ParentStudy", "")
+    return RedirectResponse(f"/ui/studies/{study}/review?" + urlencode({"profile": profile, "focus": series_id}),
+                            status_code=303)
 
 
 @router.get("/studies/{study_id}/images/{instance}")

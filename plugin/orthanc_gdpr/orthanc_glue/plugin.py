@@ -13,6 +13,7 @@ import mmap
 import re
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -306,6 +307,8 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
                 orthanc.LogError(f"{PLUGIN_NAME}: cannot evaluate routing rules for study {resource}: {e}")
 
     orthanc.RegisterOnChangeCallback(on_change)
+    if hasattr(orthanc, "ExtendOrthancExplorer"):
+        orthanc.ExtendOrthancExplorer(explorer_script(rt))
     rt.worker.on_error = lambda e: orthanc.LogError(f"{PLUGIN_NAME}: routing worker: {type(e).__name__}: {e}")
 
     if rt.settings.restrict_identified_export:
@@ -324,6 +327,19 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
                 orthanc.LogError(f"{PLUGIN_NAME}: request filter: {type(e).__name__}: {e}")
                 return not IDENTIFIED_EXPORT_ROUTES.match(uri)
         orthanc.RegisterIncomingHttpRequestFilter(on_request)
+
+
+def explorer_script(rt: Runtime) -> str:
+    """The legacy Orthanc Explorer's buttons (explorer.js), with this plugin's profiles, rules
+    and workspace URL. Names and URLs only: no patient value."""
+    settings = {"downloadProfiles": list(rt.settings.download_profiles),
+                "defaultProfile": rt.settings.default_download_profile,
+                "rules": [{"name": r.name, "profile": r.profile, "review": "required" if r.review_required else "none"}
+                          for r in sorted(rt.router.rules.values(), key=lambda r: r.name)],
+                "workspace": rt.settings.workspace_url}
+    code = (Path(__file__).resolve().parent / "explorer.js").read_text(encoding="utf-8")
+    # "</" never closes a script element, whatever a profile or rule is named.
+    return "window.ORTHANC_GDPR = " + json.dumps(settings).replace("</", "<\\/") + ";\n" + code
 
 
 def _send_archive(output: Any, outcomes, profile, compression: str, on_done) -> None:
