@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-apt_packages=(orthanc orthanc-python orthanc-dicomweb orthanc-postgresql dcmtk dicom3tools python3-venv python3-dev tesseract-ocr tesseract-ocr-eng fonts-dejavu-core chromium chromium-driver)
+apt_packages=(orthanc orthanc-python orthanc-dicomweb orthanc-postgresql dcmtk dicom3tools python3-venv python3-dev fonts-dejavu-core fonts-liberation chromium chromium-driver)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

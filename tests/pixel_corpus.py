@@ -1,19 +1,27 @@
-"""Pixel test corpus: images with random names, IDs and dates burned in, and their ground truth.
+"""Pixel test corpus: phantom images with names, IDs and dates burned in, and their ground truth.
 
-* :func:`rendered_cases`: deterministic synthetic cases (several fonts, sizes, positions, bright
-  and dark text, several backgrounds, transfer syntaxes, single and multi-frame), each a DICOM
-  dataset plus the rendered strings with per-character ink masks.
-* :func:`score`: detection recall (share of rendered characters whose ink is masked) and false
-  masking (share of non-text pixels masked) for one case, from the boxes a cleaner reported.
+* :func:`rendered_cases`: deterministic synthetic cases (fixed seeds) for the modality groups
+  CT, MR, DX/CR, MG, US and SC: 8-, 12- and 16-bit, MONOCHROME1 and MONOCHROME2, RGB, single
+  frames and a cine; phantom anatomy (lungs with vessels, ribs, spine, skull, brain, breast
+  tissue, speckle) with noise; blocks of 1-3 text lines (light on dark and dark on light,
+  8-24 px, several font faces) in the corners, along the edges and over the anatomy; and, per
+  group, images without any text. Each case is a DICOM dataset plus the rendered lines.
+* :func:`measure`: for one case, which text lines a cleaner masked and what share of the pixels
+  outside the text boxes it changed.
 * :func:`package_files`: the US, SC and cine files shipped by pydicom-data and deid-data.
 * :func:`head_phantom`: a synthetic CT head (skin, skull, brain, a face with a nose) as slices.
+
+Text boxes: a rendered line's box is the bounding box of every pixel its rendering touched,
+grown by the masking margin of :func:`orthanc_gdpr.pixels.text_detection.margin` (a fifth of
+the line's height, at least 2 pixels): the region the cleaner is meant to mask. A line counts
+as masked when :data:`LINE_MASKED_SHARE` of its ink (pixels at least half covered) is masked.
 """
 
 from __future__ import annotations
 
 import random
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,36 +29,45 @@ import pydicom
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    ComputedRadiographyImageStorage,
     CTImageStorage,
     DeflatedExplicitVRLittleEndian,
+    DigitalMammographyXRayImageStorageForPresentation,
+    DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
+    MRImageStorage,
     RLELossless,
     SecondaryCaptureImageStorage,
     UltrasoundImageStorage,
     UltrasoundMultiFrameImageStorage,
     generate_uid,
 )
+from scipy import ndimage as ndi
 
-FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/opentype/urw-base35"),
-             Path("/usr/share/fonts/truetype/noto"))
-#: Preferred fonts; the DejaVu ones come with fonts-dejavu-core (scripts/setup.sh), the rest only
-#: where installed.
-FONT_NAMES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf", "DejaVuSerif.ttf",
-              "DejaVuSansCondensed.ttf", "NimbusSans-Regular.otf", "NimbusMonoPS-Bold.otf",
-              "NimbusRoman-Regular.otf", "NotoSansMono-Regular.ttf")
+from orthanc_gdpr.pixels.text_detection import margin
+
+FONT_FILES = ("dejavu/DejaVuSans.ttf", "dejavu/DejaVuSans-Bold.ttf", "dejavu/DejaVuSansMono.ttf",
+              "dejavu/DejaVuSerif.ttf", "dejavu/DejaVuSansCondensed.ttf",
+              "liberation/LiberationSans-Regular.ttf", "liberation/LiberationMono-Regular.ttf",
+              "liberation/LiberationSerif-Regular.ttf", "liberation/LiberationSansNarrow-Bold.ttf")
+FONT_ROOT = Path("/usr/share/fonts/truetype")
+FONT_SIZES = (8, 9, 10, 11, 12, 14, 16, 18, 20, 24)
 SURNAMES = ("MUELLER", "SMITH", "DUPONT", "ROSSI", "NGUYEN", "KOWALSKI", "GARCIA", "OKAFOR",
             "JOHANSSON", "PETROV", "TANAKA", "MURPHY", "SCHMIDT", "MARTIN", "BERNARD")
 GIVEN = ("ANNA", "JOHN", "MARIE", "HANS", "LUCIA", "PIOTR", "AKIRA", "SEAN", "ELENA", "OMAR")
-#: Characters whose ink masked at this share count as masked.
-CHAR_MASKED_SHARE = 0.9
+#: A line counts as masked when this share of its ink is masked.
+LINE_MASKED_SHARE = 0.99
+#: Where text blocks go: corners, edge middles, or anywhere over the anatomy.
+ANCHORS = ("top-left", "top-right", "bottom-left", "bottom-right", "top", "bottom", "left", "right",
+           "anatomy")
 
 
 def fonts() -> list[Path]:
-    """The installed corpus fonts (at least the three DejaVu ones)."""
-    found = [d / n for n in FONT_NAMES for d in FONT_DIRS if (d / n).is_file()]
-    if len(found) < 3:
-        raise RuntimeError(f"corpus fonts missing: found {found}")
+    """The corpus fonts (fonts-dejavu-core and fonts-liberation, installed by scripts/setup.sh)."""
+    found = [FONT_ROOT / f for f in FONT_FILES if (FONT_ROOT / f).is_file()]
+    if len(found) != len(FONT_FILES):
+        raise RuntimeError(f"corpus fonts missing: {sorted(set(FONT_FILES) - {str(f.relative_to(FONT_ROOT)) for f in found})}")
     return found
 
 
@@ -61,138 +78,278 @@ def random_text(rng: random.Random) -> str:
     date = f"{rng.randint(1930, 2024)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
     choices = (name.replace("^", ", "), f"ID: {pid}", f"{date[6:]}/{date[4:6]}/{date[:4]}",
                f"DOB {date[:4]}-{date[4:6]}-{date[6:]}", f"{name.replace('^', ' ')} {pid}",
-               f"MRN {rng.choice(string.ascii_uppercase)}{pid}", date)
+               f"MRN {rng.choice(string.ascii_uppercase)}{pid}", date, f"ACC {pid[:6]}",
+               f"{rng.choice(SURNAMES).title()} {rng.choice(GIVEN).title()}")
     return rng.choice(choices)
 
 
 @dataclass
-class RenderedString:
+class TextLine:
     text: str
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of the ink
-    char_inks: list[np.ndarray] = field(repr=False)  # per non-space character: bool mask, full size
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive): every pixel the rendering touched
+    ink: np.ndarray  # bool, the box's size: pixels at least half covered
 
 
 @dataclass
 class Case:
     name: str
+    group: str  # CT, MR, DX/CR, MG, US, SC
     ds: Dataset
-    strings: list[RenderedString]
+    lines: list[TextLine]
     frames: int
 
 
-def _background(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """A grey-level background in 0..255: dark, ultrasound-like speckle fan, gradient or light page."""
-    if kind == "dark":
-        return rng.normal(12, 4, (h, w)).clip(0, 255)
-    if kind == "page":
-        return rng.normal(235, 6, (h, w)).clip(0, 255)
-    if kind == "gradient":
-        return np.tile(np.linspace(20, 200, w), (h, 1)) + rng.normal(0, 3, (h, w))
+# -- phantom anatomy (display brightness 0..1) ---------------------------------------------------
+
+
+def _texture(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    t = ndi.gaussian_filter(rng.standard_normal(shape), sigma)
+    return t / (t.std() or 1.0)
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return (xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2)
+
+
+def _chest(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A PA chest radiograph: body, dark lungs with vessels, heart, spine, ribs, clavicles."""
+    x, y = _grid(h, w)
+    img = np.full((h, w), 0.08)
+    body = (x / 0.88) ** 2 + (y / 1.15) ** 2 < 1
+    img[body] = 0.55
+    lungs = (((x - 0.38) / 0.3) ** 2 + ((y + 0.05) / 0.62) ** 2 < 1) | (((x + 0.38) / 0.3) ** 2 + ((y + 0.05) / 0.62) ** 2 < 1)
+    img[lungs] = 0.22 + 0.07 * _texture(rng, (h, w), 2.5)[lungs]
+    img[((x - 0.08) / 0.22) ** 2 + ((y - 0.25) / 0.3) ** 2 < 1] = 0.62
+    img[(np.abs(x) < 0.07) & body] = 0.8
+    for k in range(10):
+        for side in (-1, 1):
+            yc = -0.55 + 0.13 * k + 0.35 * (x * side - 0.1) ** 2
+            rib = (np.abs(y - yc) < 0.022) & (x * side > 0.05) & (x * side < 0.75) & body
+            img[rib] += 0.22
+    clav = (np.abs(y + 0.7 - 0.15 * np.abs(x)) < 0.03) & (np.abs(x) < 0.55)
+    img[clav] += 0.25
+    return img + 0.03 * _texture(rng, (h, w), 1.0)
+
+
+def _ct(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """An axial thorax CT in (HU + 1024) / 4095: air, fat ring, soft tissue, lungs, spine, ribs, table."""
+    x, y = _grid(h, w)
+    hu = np.full((h, w), -1000.0)
+    body = (x / 0.82) ** 2 + (y / 0.6) ** 2 < 1
+    hu[body] = -100
+    hu[(x / 0.76) ** 2 + (y / 0.54) ** 2 < 1] = 40
+    lungs = (((x - 0.35) / 0.28) ** 2 + ((y + 0.02) / 0.4) ** 2 < 1) | (((x + 0.35) / 0.28) ** 2 + ((y + 0.02) / 0.4) ** 2 < 1)
+    hu[lungs] = -850 + 120 * np.maximum(_texture(rng, (h, w), 1.5), 0)[lungs]
+    vert = (x / 0.1) ** 2 + ((y - 0.38) / 0.1) ** 2 < 1
+    hu[vert] = 900
+    hu[(x / 0.05) ** 2 + ((y - 0.38) / 0.05) ** 2 < 1] = 300
+    ang = np.arctan2(y, x)
+    ring = np.abs((x / 0.72) ** 2 + (y / 0.5) ** 2 - 1) < 0.06
+    hu[ring & (np.cos(ang * 14) > 0.3)] = 700
+    hu[(y > 0.7) & (y < 0.76) & (np.abs(x) < 0.9)] = 200
+    hu += 12 * rng.standard_normal((h, w))
+    return np.clip((hu + 1024) / 4095, 0, 1)
+
+
+def _head_mr(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """An axial T1 head: bright scalp fat, dark skull, grey/white matter folds, ventricles."""
+    x, y = _grid(h, w)
+    r = (x / 0.72) ** 2 + (y / 0.86) ** 2
+    img = np.abs(0.03 * rng.standard_normal((h, w)))
+    img[r < 1] = 0.85
+    img[r < 0.9] = 0.08
+    brain = r < 0.8
+    folds = _texture(rng, (h, w), 3.0)
+    img[brain] = np.where(folds[brain] > 0.2, 0.62, 0.42)
+    img[((np.abs(x) - 0.12) / 0.08) ** 2 + (y / 0.3) ** 2 < 1] = 0.12
+    return np.clip(img + 0.02 * rng.standard_normal((h, w)), 0, 1)
+
+
+def _breast(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A mammogram (display: tissue bright): breast from the left edge, fibroglandular texture,
+    pectoral muscle, skin line, calcifications."""
+    x, y = _grid(h, w)
+    u = (x + 1) / 1.3
+    breast = u ** 2 + (y / 0.85) ** 2 < 1
+    img = np.full((h, w), 0.03)
+    dense = np.clip(0.5 + 0.22 * _texture(rng, (h, w), 6.0) + 0.1 * _texture(rng, (h, w), 1.5), 0, 1)
+    img[breast] = (0.35 + 0.45 * dense * (1 - u))[breast]
+    img[(x + 1 < 0.45 * (1 - (y + 1) / 0.9)) & breast] = 0.85
+    img[breast & (u ** 2 + (y / 0.85) ** 2 > 0.97)] = 0.75
+    for _ in range(12):
+        cy, cx = rng.integers(h // 4, 3 * h // 4), rng.integers(w // 10, w // 2)
+        img[cy:cy + 2, cx:cx + 2] = 1.0
+    return np.clip(img + 0.015 * rng.standard_normal((h, w)), 0, 1)
+
+
+def _speckle(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """An ultrasound sector: speckle in a fan, black around it."""
     yy, xx = np.mgrid[0:h, 0:w]
-    cy, cx = h * 0.1, w / 2
+    cy, cx = h * 0.08, w / 2
     r, ang = np.hypot(yy - cy, xx - cx), np.arctan2(xx - cx, yy - cy)
-    fan = (r > h * 0.1) & (r < h * 0.85) & (np.abs(ang) < 0.6)
-    speckle = rng.rayleigh(45, (h, w)) * (1.2 - r / h)
-    return np.where(fan, speckle, 5).clip(0, 255)
+    fan = (r > h * 0.1) & (r < h * 0.9) & (np.abs(ang) < 0.65)
+    speckle = rng.rayleigh(0.2, (h, w)) * (1.25 - r / h) + 0.25 * np.maximum(_texture(rng, (h, w), 4.0), 0)
+    return np.where(fan, np.clip(speckle, 0, 1), 0.01)
 
 
-def _draw(img: np.ndarray, rng: random.Random, font_path: Path, size: int, text: str,
-          occupied: list[tuple[int, int, int, int]]) -> RenderedString | None:
-    h, w = img.shape
-    font = ImageFont.truetype(str(font_path), size)
-    x0, y0, x1, y1 = font.getbbox(text)
-    tw, th = x1 - x0, y1 - y0
-    if tw + 8 > w:
-        return None
+def _screen(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A workstation capture: a CT image in a light grey window frame (dark-on-light text room)."""
+    img = np.full((h, w), 0.85)
+    m = h // 10
+    img[m:h - m, m:w - m] = _ct(h - 2 * m, w - 2 * m, rng) ** 0.8
+    return img
+
+
+# -- text -------------------------------------------------------------------------------------
+
+
+def _render_block(img: np.ndarray, rng: random.Random, fonts_: list[Path], occupied: list,
+                  colour: tuple[float, float, float]) -> list[TextLine]:
+    """Draw 1-3 lines at one anchor into ``img`` (display brightness, grey or RGB, in place);
+    light text on RGB images takes ``colour``. Text goes where it stays readable (see
+    :func:`_text_level`); a block that finds no such place is left out."""
+    h, w = img.shape[:2]
+    font = ImageFont.truetype(str(rng.choice(fonts_)), rng.choice(FONT_SIZES))
+    texts = [random_text(rng) for _ in range(rng.randint(1, 3))]
+    step = int(font.size * 1.3) + 1
+    bw, bh = max(int(np.ceil(font.getlength(t))) + 2 for t in texts), step * len(texts) + 2
+    if bw + 24 > w or bh + 24 > h:
+        return []
+    anchor, pad, prefer_light = rng.choice(ANCHORS), rng.randint(3, 12), rng.random() < 0.65
     for _ in range(30):
-        x, y = rng.randint(4, w - tw - 4) - x0, rng.randint(4, h - th - 4) - y0
-        box = (x + x0, y + y0, x + x1, y + y1)
-        if not any(box[0] < b[2] + 6 and b[0] < box[2] + 6 and box[1] < b[3] + 6 and b[1] < box[3] + 6
-                   for b in occupied):
+        x = {"left": pad, "top-left": pad, "bottom-left": pad, "right": w - bw - pad, "top-right": w - bw - pad,
+             "bottom-right": w - bw - pad}.get(anchor, (w - bw) // 2 if anchor in ("top", "bottom") else rng.randint(pad, w - bw - pad))
+        y = {"top": pad, "top-left": pad, "top-right": pad, "bottom": h - bh - pad, "bottom-left": h - bh - pad,
+             "bottom-right": h - bh - pad}.get(anchor, (h - bh) // 2 if anchor in ("left", "right") else rng.randint(pad, h - bh - pad))
+        box = (x, y, x + bw, y + bh)
+        level = _text_level(img[y:y + bh, x:x + bw], prefer_light, rng)
+        if level is not None and not any(box[0] < b[2] + 8 and b[0] < box[2] + 8 and box[1] < b[3] + 8
+                                         and b[1] < box[3] + 8 for b in occupied):
             break
+        anchor = "anatomy"
     else:
-        return None
-    layer = Image.new("L", (w, h), 0)
-    ImageDraw.Draw(layer).text((x, y), text, font=font, fill=255)
-    ink = np.asarray(layer) > 96
-    region = img[box[1]:box[3], box[0]:box[2]]
-    bright = region.mean() < 128
-    level = rng.randint(225, 255) if bright else rng.randint(0, 30)
-    img[:] = np.where(np.asarray(layer) > 0, img + (level - img) * (np.asarray(layer) / 255.0), img)
-    inks = []
-    for i, ch in enumerate(text):
-        if ch.isspace():
-            continue
-        cx = x + font.getlength(text[:i])
-        bx0, by0, bx1, by1 = font.getbbox(ch)
-        m = np.zeros_like(ink)
-        sl = (slice(max(0, y + by0), y + by1), slice(max(0, int(cx + bx0)), int(np.ceil(cx + bx1))))
-        m[sl] = ink[sl]
-        if m.any():
-            inks.append(m)
+        return []
     occupied.append(box)
-    return RenderedString(text, box, inks)
+    tone = np.asarray(colour) * level if img.ndim == 3 and level > 0.5 else level
+    lines = []
+    for i, text in enumerate(texts):
+        layer = Image.new("L", (bw, bh), 0)
+        ImageDraw.Draw(layer).text((1, 1 + i * step), text, font=font, fill=255)
+        alpha = np.asarray(layer, np.float32) / 255.0
+        ys, xs = np.nonzero(alpha)
+        if not len(ys):
+            continue
+        a = alpha[..., None] if img.ndim == 3 else alpha
+        region = img[y:y + bh, x:x + bw]
+        region[:] = region * (1 - a) + tone * a
+        lb = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        lines.append(TextLine(text, (x + lb[0], y + lb[1], x + lb[2], y + lb[3]),
+                              alpha[lb[1]:lb[3], lb[0]:lb[2]] >= 0.5))
+    return lines
 
 
-#: (background, rows, columns, frames, rgb, transfer syntax, SOP class, modality)
-LAYOUTS = (
-    ("dark", 480, 640, 1, False, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, "OT"),
-    ("speckle", 600, 800, 1, True, RLELossless, UltrasoundImageStorage, "US"),
-    ("gradient", 512, 512, 1, False, JPEG2000Lossless, SecondaryCaptureImageStorage, "SC"),
-    ("page", 700, 560, 1, False, DeflatedExplicitVRLittleEndian, SecondaryCaptureImageStorage, "OT"),
-    ("speckle", 480, 640, 6, False, RLELossless, UltrasoundMultiFrameImageStorage, "US"),
-    ("speckle", 768, 1024, 1, False, ExplicitVRLittleEndian, UltrasoundImageStorage, "US"),
+def _text_level(region: np.ndarray, prefer_light: bool, rng: random.Random) -> float | None:
+    """The text's display brightness over ``region``: light (0.9-1.0) where everything behind it
+    is at most 0.6, dark (0.0-0.08) where everything is at least 0.35, the preferred one when
+    both are; None where neither would be readable (mixed light and dark background)."""
+    grey = region.mean(axis=-1) if region.ndim == 3 else region
+    light_ok, dark_ok = np.percentile(grey, 98) <= 0.6, np.percentile(grey, 2) >= 0.35
+    if light_ok and (prefer_light or not dark_ok):
+        return rng.uniform(0.9, 1.0)
+    if dark_ok:
+        return rng.uniform(0.0, 0.08)
+    return None
+
+
+# -- DICOM --------------------------------------------------------------------------------------
+
+#: name, group, phantom, rows, columns, SOP class, modality, photometric, bits stored,
+#: transfer syntax, frames
+Layout = tuple[str, str, object, int, int, str, str, str, int, str, int]
+LAYOUTS: tuple[Layout, ...] = (
+    ("ct", "CT", _ct, 512, 512, CTImageStorage, "CT", "MONOCHROME2", 12, ExplicitVRLittleEndian, 1),
+    ("ct16", "CT", _ct, 512, 512, CTImageStorage, "CT", "MONOCHROME2", 16, RLELossless, 1),
+    ("mr", "MR", _head_mr, 256, 256, MRImageStorage, "MR", "MONOCHROME2", 16, ExplicitVRLittleEndian, 1),
+    ("mr12", "MR", _head_mr, 512, 448, MRImageStorage, "MR", "MONOCHROME2", 12, JPEG2000Lossless, 1),
+    ("dx", "DX/CR", _chest, 1024, 1024, DigitalXRayImageStorageForPresentation, "DX", "MONOCHROME2", 12, ExplicitVRLittleEndian, 1),
+    ("cr", "DX/CR", _chest, 880, 720, ComputedRadiographyImageStorage, "CR", "MONOCHROME1", 12, RLELossless, 1),
+    ("mg", "MG", _breast, 1024, 832, DigitalMammographyXRayImageStorageForPresentation, "MG", "MONOCHROME2", 12, ExplicitVRLittleEndian, 1),
+    ("mg1", "MG", _breast, 960, 768, DigitalMammographyXRayImageStorageForPresentation, "MG", "MONOCHROME1", 16, DeflatedExplicitVRLittleEndian, 1),
+    ("us", "US", _speckle, 480, 640, UltrasoundImageStorage, "US", "RGB", 8, RLELossless, 1),
+    ("us8", "US", _speckle, 600, 800, UltrasoundImageStorage, "US", "MONOCHROME2", 8, ExplicitVRLittleEndian, 1),
+    ("uscine", "US", _speckle, 480, 640, UltrasoundMultiFrameImageStorage, "US", "MONOCHROME2", 8, RLELossless, 6),
+    ("sc", "SC", _screen, 512, 512, SecondaryCaptureImageStorage, "OT", "RGB", 8, ExplicitVRLittleEndian, 1),
+    ("sc8", "SC", _screen, 600, 800, SecondaryCaptureImageStorage, "SC", "MONOCHROME2", 8, JPEG2000Lossless, 1),
 )
+GROUPS = ("CT", "MR", "DX/CR", "MG", "US", "SC")
+#: Light text on colour images comes in one of these display colours (RGB).
+TEXT_COLOURS = ((1.0, 1.0, 1.0), (1.0, 0.95, 0.2), (0.3, 1.0, 0.4), (0.3, 0.9, 1.0))
 
 
-def _dataset(frames: np.ndarray, rgb: bool, syntax: str, sop_class: str, modality: str) -> Dataset:
+def _stored(display: np.ndarray, photometric: str, bits: int) -> np.ndarray:
+    top = (1 << bits) - 1
+    v = np.clip(display, 0, 1)
+    if photometric == "MONOCHROME1":
+        v = 1 - v
+    return np.rint(v * top).astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def _dataset(layout: Layout, frames: list[np.ndarray]) -> Dataset:
+    _, _, _, _, _, sop, modality, photometric, bits, syntax, _ = layout
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.SOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = sop
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.Modality = modality
     ds.PatientName = "CORPUS^CASE"
-    if frames.shape[0] > 1:
-        ds.NumberOfFrames = frames.shape[0]
-    arr = frames if frames.shape[0] > 1 else frames[0]
-    if rgb:
-        arr = np.repeat(arr[..., None], 3, axis=-1)
-        arr[..., 0] = np.minimum(arr[..., 0].astype(np.uint16) + 10, 255).astype(np.uint8)
-    ds.set_pixel_data(arr, "RGB" if rgb else "MONOCHROME2", 8)
+    if modality == "CT":
+        ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+    arr = np.stack([_stored(f, photometric, bits) for f in frames])
+    if len(frames) > 1:
+        ds.NumberOfFrames = len(frames)
+    ds.set_pixel_data(arr if len(frames) > 1 else arr[0], photometric, bits)
     if syntax == DeflatedExplicitVRLittleEndian:
         ds.file_meta.TransferSyntaxUID = syntax
     elif syntax != ExplicitVRLittleEndian:
-        ds.compress(syntax)
+        ds.compress(syntax, generate_instance_uid=False)
     return ds
 
 
-def rendered_cases(count: int = 12, seed: int = 20260) -> list[Case]:
-    """``count`` cases cycling through :data:`LAYOUTS`, 3 to 6 strings each."""
+def _case(n: int, layout: Layout, with_text: bool, seed: int, fonts_: list[Path]) -> Case:
+    name, group, phantom, h, w = layout[:5]
+    rgb, nframes = layout[7] == "RGB", layout[-1]
     rng, nrng = random.Random(seed), np.random.default_rng(seed)
-    font_paths = fonts()
+    def picture() -> np.ndarray:
+        grey = phantom(h, w, nrng)
+        return np.repeat(grey[..., None], 3, axis=2) if rgb else grey
+    base = picture()
+    canvas = base.copy()
+    lines: list[TextLine] = []
+    if with_text:
+        occupied: list = []
+        colour = rng.choice(TEXT_COLOURS)
+        for _ in range(rng.randint(1, 4)):
+            lines += _render_block(canvas, rng, fonts_, occupied, colour)
+    touched = canvas != base
+    frames = [canvas] + [np.where(touched, canvas, picture()) for _ in range(nframes - 1)]
+    return Case(f"{n:02d}-{name}-{'text' if with_text else 'clean'}", group, _dataset(layout, frames), lines, nframes)
+
+
+def rendered_cases(per_layout: int = 3, clean_per_layout: int = 1, seed: int = 20260,
+                   layouts: tuple[Layout, ...] = LAYOUTS) -> list[Case]:
+    """``per_layout`` cases with text and ``clean_per_layout`` without, for each of ``layouts``
+    (default: all of :data:`LAYOUTS`); the same seed always gives the same pixels."""
+    fonts_ = fonts()
     cases = []
-    for n in range(count):
-        kind, h, w, nframes, rgb, syntax, sop, modality = LAYOUTS[n % len(LAYOUTS)]
-        base = _background(kind, h, w, nrng)
-        text_layer = np.full((h, w), np.nan)
-        strings: list[RenderedString] = []
-        occupied: list[tuple[int, int, int, int]] = []
-        canvas = base.copy()
-        for _ in range(rng.randint(3, 6)):
-            s = _draw(canvas, rng, rng.choice(font_paths), rng.choice((12, 14, 16, 18, 22, 28)),
-                      random_text(rng), occupied)
-            if s:
-                strings.append(s)
-        text_px = canvas != base
-        text_layer[text_px] = canvas[text_px]
-        frames = []
-        for f in range(nframes):
-            frame = base if f == 0 else _background(kind, h, w, nrng)
-            frames.append(np.where(text_px, text_layer, frame).round().clip(0, 255).astype(np.uint8))
-        ds = _dataset(np.stack(frames), rgb, syntax, sop, modality)
-        cases.append(Case(f"{n:02d}-{kind}-{modality}-{nframes}f-{syntax.name}", ds, strings, nframes))
+    for k, layout in enumerate(layouts):
+        for j in range(per_layout + clean_per_layout):
+            n = len(cases)
+            cases.append(_case(n, layout, j < per_layout, seed + 1000 * k + j, fonts_))
     return cases
+
+
+# -- scoring ------------------------------------------------------------------------------------
 
 
 def masked_map(shape: tuple[int, int], boxes) -> np.ndarray:
@@ -203,17 +360,38 @@ def masked_map(shape: tuple[int, int], boxes) -> np.ndarray:
     return m
 
 
-def score(case: Case, masked: np.ndarray) -> tuple[int, int, int, float]:
-    """(characters, characters masked, strings fully masked, false-masking share) for one frame."""
-    chars = masked_chars = full = 0
-    text = np.zeros_like(masked)
-    for s in case.strings:
-        ok = [(m & masked).sum() >= CHAR_MASKED_SHARE * m.sum() for m in s.char_inks]
-        chars, masked_chars, full = chars + len(ok), masked_chars + sum(ok), full + all(ok)
-        x0, y0, x1, y1 = s.box
-        text[max(0, y0 - 2):y1 + 2, max(0, x0 - 2):x1 + 2] = True
-    false = float((masked & ~text).sum() / max(1, (~text).sum()))
-    return chars, masked_chars, full, false
+def text_boxes(case: Case, shape: tuple[int, int]) -> np.ndarray:
+    """The case's text boxes (each line's box grown by the masking margin) as a boolean map."""
+    boxes = []
+    for line in case.lines:
+        x0, y0, x1, y1 = line.box
+        m = margin(y1 - y0)
+        boxes.append((x0 - m, y0 - m, x1 + m, y1 + m))
+    return masked_map(shape, boxes)
+
+
+@dataclass(frozen=True)
+class Score:
+    lines: int
+    lines_masked: int
+    outside_changed: float  # share of the pixels outside the text boxes that changed
+    pixels_changed: int
+
+
+def measure(case: Case, before: np.ndarray, after: np.ndarray, masked: np.ndarray) -> Score:
+    """Score one cleaned case: ``before``/``after`` are its decoded frames ``(frames, rows,
+    columns[, samples])``; ``masked`` the map of what the cleaner reported masking."""
+    changed = before != after
+    if changed.ndim == 4:
+        changed = changed.any(axis=-1)
+    changed = changed.any(axis=0)
+    done = 0
+    for line in case.lines:
+        x0, y0, x1, y1 = line.box
+        done += masked[y0:y1, x0:x1][line.ink].sum() >= LINE_MASKED_SHARE * line.ink.sum()
+    outside = ~text_boxes(case, changed.shape)
+    return Score(len(case.lines), int(done), float((changed & outside).sum() / max(1, outside.sum())),
+                 int(changed.sum()))
 
 
 def package_files() -> list[Path]:

@@ -32,6 +32,13 @@ def test_load_by_path(tmp_path):
     assert load_profile(str(path)).has("retain-uids")
 
 
+def test_every_modality_is_checked_for_text_unless_a_profile_narrows_it_with_a_purpose():
+    assert load_profile("basic").text_modalities is None
+    narrowed = parse_profile({"name": "x", "text_check": {"modalities": ["us", "SC"],
+                                                          "purpose": "a cohort screened for burned-in text"}}, "p")
+    assert narrowed.text_modalities == {"US", "SC"} and narrowed.text_check_purpose
+
+
 BAD = [
     ([], "a profile is a JSON object"),
     ({"options": {}}, "'name' is required"),
@@ -54,6 +61,9 @@ BAD = [
     ({"name": "x", "pseudonyms": {"patient_nickname": "P{hash:8}"}}, "'pseudonyms' may set"),
     ({"name": "x", "date_shift_days": [-10, 10]}, "not containing 0"),
     ({"name": "x", "date_shift_days": "a year"}, "'date_shift_days'"),
+    ({"name": "x", "text_check": {"modalities": ["US"]}}, "'text_check' has exactly"),
+    ({"name": "x", "text_check": {"modalities": "US", "purpose": "p"}}, "'text_check.modalities' is a list"),
+    ({"name": "x", "text_check": {"modalities": ["US"], "purpose": " "}}, "'text_check.purpose' says why"),
 ]
 
 

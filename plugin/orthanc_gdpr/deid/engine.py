@@ -108,7 +108,8 @@ class Deidentifier:
         self.clean_structured = profile.has("clean-structured-content")
         self.clean_graphics = profile.has("clean-graphics")
         self.deface = profile.has("clean-recognizable-visual-features")
-        self.ocr_modalities = pixels.DEFAULT_OCR_MODALITIES
+        #: None: every image is checked for burned-in text; a profile may narrow it, with a purpose
+        self.text_modalities = profile.text_modalities
         #: Where before/after PNGs of pixel-cleaned instances go (None: not written).
         self.previews_dir: Path | None = None
         #: Without Clean Pixel Data this engine never reads or changes Pixel Data, so readers may
@@ -440,7 +441,7 @@ class _Instance:
         """Clean Pixel Data (E.3.1): mask burned-in text; previews for sign-off when asked."""
         before = copy.deepcopy(ds) if self.engine.previews_dir else None
         try:
-            result = pixels.clean_pixel_data(ds, modalities=self.engine.ocr_modalities)
+            result = pixels.clean_pixel_data(ds, modalities=self.engine.text_modalities)
         except pixels.PixelCleaningError as e:
             raise DeidentificationError(f"pixel data cannot be cleaned: {e}") from None
         self.report.pixels = result.to_dict()

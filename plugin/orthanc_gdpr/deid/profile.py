@@ -22,7 +22,8 @@ from .table import SIMPLE_ACTIONS, ActionTable, Rule, parse_tag
 
 PROFILES_ENV = "ORTHANC_GDPR_PROFILES"
 DEFAULT_PROFILES_DIR = CONFIG_DIR / "profiles"
-_KEYS = {"name", "description", "options", "pseudonyms", "date_shift_days", "overrides"}
+_KEYS = {"name", "description", "options", "pseudonyms", "date_shift_days", "overrides", "text_check"}
+_TEXT_CHECK_KEYS = {"modalities", "purpose"}
 _OVERRIDE_KEYS = {"tag", "keyword", "action", "purpose"}
 
 
@@ -48,6 +49,10 @@ class Profile:
     id_format: str = DEFAULT_ID_FORMAT
     name_format: str = DEFAULT_NAME_FORMAT
     date_shift_days: tuple[int, int] = (-3650, -365)
+    #: Clean Pixel Data checks every image for burned-in text; ``text_check`` narrows it to these
+    #: modalities (secondary captures and BurnedInAnnotation YES are always checked)
+    text_modalities: frozenset[str] | None = None
+    text_check_purpose: str = ""
 
     @cached_property
     def table(self) -> ActionTable:
@@ -133,9 +138,28 @@ def parse_profile(data: object, where: str) -> Profile:
     _require(isinstance(shift, list) and len(shift) == 2 and all(isinstance(d, int) for d in shift)
              and shift[0] <= shift[1] and not shift[0] <= 0 <= shift[1], where,
              "'date_shift_days' is [low, high] in days, not containing 0")
+    modalities, text_purpose = _text_check(data.get("text_check"), where)
     return Profile(name=name, description=str(data.get("description", "")), options=tuple(selected),
                    purposes=purposes, overrides=overrides, id_format=id_format, name_format=name_format,
-                   date_shift_days=(shift[0], shift[1]))
+                   date_shift_days=(shift[0], shift[1]), text_modalities=modalities,
+                   text_check_purpose=text_purpose)
+
+
+def _text_check(doc: object, where: str) -> tuple[frozenset[str] | None, str]:
+    """``{"modalities": ["US", ...], "purpose": "why the other modalities need no check"}``."""
+    if doc is None:
+        return None, ""
+    _require(isinstance(doc, dict) and set(doc) == _TEXT_CHECK_KEYS, where,
+             "'text_check' has exactly 'modalities' (a list of modality codes) and 'purpose'")
+    assert isinstance(doc, dict)
+    modalities = doc["modalities"]
+    _require(isinstance(modalities, list) and all(isinstance(m, str) and m.isalnum() and len(m) <= 16
+                                                  for m in modalities), where,
+             "'text_check.modalities' is a list of modality codes such as \"US\"")
+    purpose = doc["purpose"]
+    _require(isinstance(purpose, str) and purpose.strip() != "", where,
+             "'text_check.purpose' says why the other modalities need no burned-in text check")
+    return frozenset(m.upper() for m in modalities), purpose
 
 
 def load_profile(name_or_path: str, directory: Path | None = None) -> Profile:

@@ -8,9 +8,10 @@ Entry points for the header engine and the CLI:
 * :func:`deface_volume` removes the face from a head CT/MR series;
 * :func:`clean_graphics` removes overlays and presentation-state text;
 * :func:`previews.previews` writes before/after PNGs for a person's sign-off;
-* :func:`at_risk_modalities` reads which modalities get OCR from a configuration.
+* :func:`text_detection.find_text_regions` finds the text lines in one image (also used to
+  check exported images for burned-in text).
 
-Plain Python (numpy, pydicom, Pillow, pytesseract, scipy): nothing here imports ``orthanc``.
+Plain Python (numpy, pydicom, Pillow, scipy, onnxruntime): nothing here imports ``orthanc``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from .ultrasound import outside_regions
 
 __all__ = ["PixelCleaningError", "PixelReport", "MaskRules", "MaskRuleError", "DefaceReport", "DefaceError",
            "GraphicsReport", "clean_pixel_data", "is_report_bearing", "deface_volume", "clean_graphics",
-           "at_risk_modalities", "DEFAULT_OCR_MODALITIES"]
+           "TEXT_CHECKED_MODALITIES"]
 
 #: Loaded on first use: defacing and OCR pull in SciPy, which the header-only engine never needs.
 _LAZY = {"DefaceError": ".deface", "DefaceReport": ".deface", "deface_volume": ".deface"}
@@ -47,8 +48,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-#: Modalities whose images often carry burned-in text (PS3.15 E.3.1); DX and CR when configured.
-DEFAULT_OCR_MODALITIES = frozenset({"US", "SC", "OT", "XA", "ES", "XC"})
+#: The modalities whose images are checked for burned-in text by default: all of these, and any
+#: other modality too (a profile may narrow the list, with a stated purpose).
+TEXT_CHECKED_MODALITIES = ("CT", "MR", "DX", "CR", "MG", "PT", "NM", "RF", "XA", "US", "SC", "OT", "ES", "XC")
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 CLEAN_PIXEL_DATA_CODE = ("113101", "DCM", "Clean Pixel Data Option")
 #: Frames compared to find the static layer of a cine (text that stays while the image moves).
@@ -61,51 +63,55 @@ class PixelCleaningError(ValueError):
 
 @dataclass
 class PixelReport:
-    """What was masked, and how; never the text read (only counts)."""
+    """What was masked, and how; never the text read (only boxes and counts)."""
     frames: int
     boxes: list[Box] = field(default_factory=list)  # masked on every frame, (x0, y0, x1, y1) end-exclusive
-    methods: list[str] = field(default_factory=list)  # "mask-rule:<name>", "us-regions", "ocr"
+    methods: list[str] = field(default_factory=list)  # "mask-rule:<name>", "us-regions", "text-detector"
     masked_pixels: int = 0  # per frame
-    ocr_images: int = 0
-    ocr_words: int = 0
-    tesseract_runs: int = 0
-    ocr_ms: float = 0.0
+    #: the text lines the detector found (padded, end-exclusive boxes; also in ``boxes``)
+    text_regions: list[Box] = field(default_factory=list)
+    text_region_count: int = 0
+    #: how text was looked for: method, model version, images read, candidates, rejected, ms
+    text_detection: dict[str, Any] | None = None
     transfer_syntax: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def at_risk_modalities(config: Mapping[str, Any] | None = None) -> frozenset[str]:
-    """The modalities whose images get OCR: ``config["OcrModalities"]`` (a list replacing the
-    default :data:`DEFAULT_OCR_MODALITIES`), plus ``config["OcrAlsoModalities"]`` (e.g. ``["DX", "CR"]``)."""
-    config = config or {}
-    base = config.get("OcrModalities")
-    modalities = set(DEFAULT_OCR_MODALITIES if base is None else (str(m).upper() for m in base))
-    modalities |= {str(m).upper() for m in config.get("OcrAlsoModalities", ())}
-    return frozenset(modalities)
-
-
-def _needs_ocr(ds: Dataset, modalities: frozenset[str]) -> bool:
-    """BurnedInAnnotation is not trusted: YES forces OCR, absent or NO does not prevent it."""
-    return (str(ds.get("Modality", "")).upper() in modalities
+def _checked_for_text(ds: Dataset, modalities: frozenset[str] | None) -> bool:
+    """Every image by default (``modalities`` None); else those modalities and secondary captures.
+    BurnedInAnnotation is never trusted: absent or NO does not prevent the check, YES forces it."""
+    return (modalities is None
+            or str(ds.get("Modality", "")).upper() in modalities
             or str(ds.get("SOPClassUID", "")).startswith(SECONDARY_CAPTURE_PREFIX)
             or str(ds.get("BurnedInAnnotation", "")).upper() == "YES")
 
 
-def _ocr_images(frames: np.ndarray) -> list[np.ndarray]:
-    """The distinct grey images to read: first, middle and last frames and, for cines, the
-    static layer (pixels equal on sampled frames; moving pixels black)."""
-    from .ocr import to_gray8
+def _as_seen(ds: Dataset, frame: np.ndarray) -> np.ndarray:
+    """A frame as a person sees it: MONOCHROME1 inverted, palette colour through its LUT."""
+    photometric = ds.get("PhotometricInterpretation")
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+        return apply_color_lut(frame, ds)
+    if photometric == "MONOCHROME1":
+        f = frame.astype(np.int64)
+        return int(f.max()) + int(f.min()) - f
+    return frame
+
+
+def _text_images(ds: Dataset, frames: np.ndarray) -> list[np.ndarray]:
+    """The distinct images to read: first, middle and last frames and, for cines, the static
+    layer (pixels equal on sampled frames; moving pixels black)."""
     n = frames.shape[0]
-    images = [to_gray8(frames[i]) for i in sorted({0, n // 2, n - 1})]
+    images = [_as_seen(ds, frames[i]) for i in sorted({0, n // 2, n - 1})]
     if n > 1:
         sample = frames[np.linspace(0, n - 1, min(n, STATIC_SAMPLE)).astype(int)]
         moving = np.any(sample != sample[0], axis=0)
         if moving.ndim == 3:
             moving = moving.any(axis=-1)
         static = images[0].copy()
-        static[moving] = 0
+        static[moving] = static.min()
         images.append(static)
     distinct = {hashlib.sha1(im.tobytes()).digest(): im for im in images}
     return list(distinct.values())
@@ -121,11 +127,28 @@ def _add_method_code(ds: Dataset) -> None:
     ds.DeidentificationMethodCodeSequence = list(items) + [item]
 
 
+def _find_text(ds: Dataset, frames: np.ndarray) -> tuple[list[Box], dict[str, Any]]:
+    """The text regions of the images of :func:`_text_images` (read in parallel), and how they
+    were found (method, model version, counts, milliseconds)."""
+    from .text_detection import METHOD, TextDetectionError, find_text_regions
+    start = time.perf_counter()
+    images = _text_images(ds, frames)
+    try:
+        with ThreadPoolExecutor(max_workers=min(len(images), os.cpu_count() or 1)) as pool:
+            findings = list(pool.map(find_text_regions, images))
+    except TextDetectionError as exc:
+        raise PixelCleaningError(f"text detection: {exc}") from exc
+    boxes = sorted({b for f in findings for b in f.boxes})
+    return boxes, {"method": METHOD, "model": findings[0].model, "images_read": len(images),
+                   "candidates": sum(f.candidates for f in findings), "rejected": sum(f.rejected for f in findings),
+                   "ms": round((time.perf_counter() - start) * 1000, 1)}
+
+
 def clean_pixel_data(ds: Dataset, *, ocr: bool = True, masks: MaskRules | None = None,
                      reencode: str = "lossless", modalities: frozenset[str] | None = None) -> PixelReport:
     """Mask burned-in text in ``ds`` in place: the rectangles of matching mask rules, everything
-    outside the ultrasound regions, and (``ocr`` and an at-risk modality, see
-    :func:`at_risk_modalities`) every box of text Tesseract finds. Masked pixels become black on
+    outside the ultrasound regions, and (``ocr``; every image, or only those of ``modalities``)
+    every text line the text detector finds (:mod:`.text_detection`). Masked pixels become black on
     every frame. The pixels are written back (``reencode``: ``"lossless"`` keeps the syntax when
     it is native or lossless and encodable here, else RLE Lossless; ``"uncompressed"`` writes
     Explicit VR Little Endian) with the pixel-module attributes fixed, Burned In Annotation NO
@@ -148,20 +171,11 @@ def clean_pixel_data(ds: Dataset, *, ocr: bool = True, masks: MaskRules | None =
         masked |= outside
         report.methods.append("us-regions")
     boxes = list(rule_boxes)
-    if ocr and _needs_ocr(ds, modalities or DEFAULT_OCR_MODALITIES):
-        from .ocr import OcrUnavailable, find_text
-        start = time.perf_counter()
-        images = _ocr_images(frames)
-        try:
-            with ThreadPoolExecutor(max_workers=min(len(images), os.cpu_count() or 1)) as pool:
-                findings = list(pool.map(find_text, images))
-        except OcrUnavailable as exc:
-            raise PixelCleaningError(str(exc)) from exc
-        report.methods.append("ocr")
-        report.ocr_images, report.ocr_ms = len(images), (time.perf_counter() - start) * 1000
-        report.ocr_words = sum(f.words for f in findings)
-        report.tesseract_runs = sum(f.tesseract_runs for f in findings)
-        boxes += sorted({b for f in findings for b in f.boxes})
+    if ocr and _checked_for_text(ds, modalities):
+        report.text_regions, report.text_detection = _find_text(ds, frames)
+        report.text_region_count = len(report.text_regions)
+        report.methods.append(report.text_detection["method"])
+        boxes += report.text_regions
     for x0, y0, x1, y1 in boxes:
         masked[y0:y1, x0:x1] = True
     report.boxes, report.masked_pixels = boxes, int(masked.sum())
