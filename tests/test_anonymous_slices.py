@@ -23,6 +23,7 @@ from anonymous_data import BURNED_TEXT, write_documents, write_multiframe, write
 from orthanc_gdpr.anonymous.png import chunks
 from orthanc_gdpr.anonymous.series import series_from_files
 from orthanc_gdpr.cli import main as cli
+from orthanc_gdpr.pixels import text_detection
 from portability import chain
 from portability.db import Database
 
@@ -326,7 +327,15 @@ def test_anonymity_report_lists_decisions_and_calls_pseudonymised_exports_pseudo
 
 
 def test_no_export_when_the_text_check_cannot_run(series60, store, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # the detector's engine cannot be started
+    models = tmp_path / "broken-models"  # the detector's models cannot be loaded
+    models.mkdir()
+    for name in (text_detection.DETECTION_MODEL, text_detection.RECOGNITION_MODEL):
+        (models / name).write_bytes(b"not an onnx model")
+    monkeypatch.setenv(text_detection.MODELS_ENV, str(models))
+    text_detection.unload_models()
     out = tmp_path / "out"
-    assert_refused(export(store, series60, out, slices="30"), capsys, "--slices", "text check cannot run")
+    try:
+        assert_refused(export(store, series60, out, slices="30"), capsys, "--slices", "text check cannot run")
+    finally:
+        text_detection.unload_models()
     nothing_left(tmp_path, out)

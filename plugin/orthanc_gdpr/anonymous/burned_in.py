@@ -14,17 +14,17 @@ from pydicom.dataset import Dataset
 from ..pixels.masks import Box, MaskRules
 from .refusal import Refused
 
-DETECTOR = "tesseract-ocr"
+DETECTOR = "text-detector"
 
 
 def text_regions(image: np.ndarray) -> list[Box]:
-    """Boxes (x0, y0, x1, y1, end-exclusive) around the text in an 8-bit grey or RGB image;
+    """Boxes (x0, y0, x1, y1, end-exclusive) around the text in a grey or RGB image as displayed;
     :class:`Refused` when the detector cannot run (no check, no export)."""
-    from ..pixels.ocr import OcrUnavailable, find_text, to_gray8
+    from ..pixels.text_detection import TextDetectionError, find_text_regions
 
     try:
-        return find_text(to_gray8(image)).boxes
-    except OcrUnavailable as exc:
+        return find_text_regions(image).boxes
+    except TextDetectionError as exc:
         raise Refused("--slices", "text-check-unavailable", f"the burned-in text check cannot run ({exc}): "
                       "nothing is exported") from None
 

@@ -26,7 +26,7 @@ from pydicom.dataset import Dataset
 
 from ..pixels import render
 from ..pixels.codecs import CodecError
-from ..pixels.ocr import to_gray8
+from ..pixels.text_detection import to_display8
 from . import burned_in, png
 from .decision import ATTESTATION, SLICES, Decision
 from .limits import Limits
@@ -139,7 +139,7 @@ def _render(ds: Dataset, frame: np.ndarray, request: SliceRequest) -> tuple[np.n
     if request.format == "png8":
         return view, [view], how
     pixels, mapping = _pixels16(ds, frame)
-    return pixels, [view, to_gray8(frame)], {**mapping, "text_check_views": ["window", "full range"]}
+    return pixels, [view, to_display8(frame)], {**mapping, "text_check_views": ["window", "full range"]}
 
 
 def _text_check(ref: SliceRef, ds: Dataset, views: list[np.ndarray], mask: bool) -> list[tuple[int, int, int, int]]:
