@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from orthanc_gdpr.deid import Profile
-from orthanc_gdpr.pixels import DEFAULT_OCR_MODALITIES
+from orthanc_gdpr.pixels import TEXT_CHECKED_MODALITIES
 
 from ..auth import Staff, has_role
 from ..errors import NotFound, ServiceError
@@ -151,7 +151,7 @@ def _residual(profile: Profile, inspected: list[Inspected]) -> dict[str, list[st
         if pixels is not None:
             found = f"{len(pixels.get('boxes', []))} region(s) masked by {', '.join(pixels.get('methods', [])) or 'no method'}"
             out.setdefault("burned-in text (Clean Pixel Data)", set()).add(f"{modality}: {found}")
-        elif modality in DEFAULT_OCR_MODALITIES or str(item.original.get("BurnedInAnnotation", "")).upper() == "YES":
+        elif modality in TEXT_CHECKED_MODALITIES or str(item.original.get("BurnedInAnnotation", "")).upper() == "YES":
             out.setdefault("burned-in text (not cleaned by this profile)", set()).add(
                 f"{modality}: pixels are sent as stored; check the pictures for text")
     return {k: sorted(v) for k, v in sorted(out.items())}
