@@ -1,7 +1,7 @@
 """Reports over the one audit store: FHIR AuditEvent export (IHE BALP shape) and the breach query.
 
 BALP (IHE Basic Audit Log Patterns, FHIR R4): disclosures (plugin routing, de-identified downloads,
-patient bundles, Art. 19 copies) are ``DCM 110106 Export``; changes of a patient's record
+patient bundles, Art. 19 copies, anonymous exports) are ``DCM 110106 Export``; changes of a patient's record
 (rectification applied, erasure, consent and restriction changes) are ``DCM 110110 Patient Record``;
 refusals of access are ``DCM 110113 Security Alert``; everything else is a RESTful operation.
 Each AuditEvent carries the chain position (seq, hash) so an export can be matched to the store.
@@ -26,7 +26,8 @@ SECURITY_ALERT = {"system": DCM, "code": "110113", "display": "Security Alert"}
 QUERY = {"system": DCM, "code": "110112", "display": "Query"}
 REST = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
         "display": "RESTful Operation"}
-EXPORT_EVENTS = {"route.done", "download", "bundle.download", "rectification.notice", "erasure.notice"}
+EXPORT_EVENTS = {"route.done", "download", "bundle.download", "rectification.notice", "erasure.notice",
+                 "anonymity.decision"}
 RECORD_EVENTS = {"rectification.applied": "U", "erasure.done": "D", "consent.recorded": "C",
                  "consent.withdrawn": "U", "restriction.recorded": "U", "objection.recorded": "U",
                  "restriction.lifted": "U", "objection.lifted": "U"}

@@ -115,7 +115,7 @@ def test_exported_files_carry_pixels_only(series60, store, tmp_path):
         assert not image.info and not image.getexif()
 
 
-def test_decision_record_is_in_the_chain_with_hashes_limits_and_source(series60, store, tmp_path):
+def test_decision_record_is_in_the_chain_with_hashes_limits_and_source(series60, store, tmp_path, capsys):
     out = tmp_path / "out"
     assert export(store, series60, out) == 0
     [record] = decisions(store)
@@ -132,6 +132,11 @@ def test_decision_record_is_in_the_chain_with_hashes_limits_and_source(series60,
     db = Database(store)
     assert chain.verify(db) == []
     db.dispose()
+    capsys.readouterr()
+    assert cli(["audit", "export", "--database-url", store]) == 0
+    [event] = [e["resource"] for e in json.loads(capsys.readouterr().out)["entry"]
+               if e["resource"]["subtype"][0]["code"] == "anonymity.decision"]
+    assert event["type"]["code"] == "110106" and event["outcome"] == "0"  # BALP: an export
 
 
 def assert_refused(code: int, capsys, field: str, *words: str) -> str:
