@@ -20,7 +20,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from . import audit, audit_integrity, chain, notices
+from . import audit, notices
+from .disclosures import DOWNLOAD, ROUTE, disclosures_for
 from .errors import Conflict, ServiceError
 from .jobs import Lease, LeasedQueue, LeaseWorker
 from .models import ErasedPseudonym, Erasure, PatientLock, PortabilityRequest, Rectification, RightsJob, utcnow
@@ -137,35 +138,23 @@ def release_lock(db, patient_id: str, issuer: str, holder: str) -> None:
 
 # ----------------------------------------------------------------------------- recipients (Art. 19)
 def earlier_recipients(db, settings, patient_orthanc_id: str, resource_ids: set[str]) -> list[dict]:
-    """Everyone who received data of these resources: plugin routing (route.done), plugin
-    de-identified downloads (download, by user) and the service's patient bundles (bundle.download)."""
-    if settings.plugin_audit_log:  # a broken plugin log is raised as an incident, never a failed job
-        audit_integrity.ingest(db, settings.plugin_audit_log, actor="orthanc-gdpr rights worker")
-    with db.session() as s:
-        request_ids = set(s.scalars(select(PortabilityRequest.id).where(
-            PortabilityRequest.orthanc_patient_id == patient_orthanc_id)))
+    """Everyone who received data of these resources (Art. 19), one entry per recipient with the
+    first time: destinations of plugin routing, users of de-identified downloads and the patient's
+    own bundles, from :func:`portability.disclosures.disclosures_for`."""
     found: dict[tuple, dict] = {}
-    for rec in chain.records(db):
-        f = chain.fields_of(rec)
-        when = chain.effective_ts(rec).isoformat()
-        if rec.get("source") == "plugin":
-            if f.get("resource") not in resource_ids:
-                continue
-            if rec["event"] == "route.done" and f.get("destination"):
-                kind, _, name = str(f["destination"]).partition(":")
-                key = ("route", f["destination"], f.get("rule"))
-                found.setdefault(key, {"kind": {"modality": "dicom"}.get(kind, kind), "recipient": f["destination"],
-                                       "name": name, "rule": f.get("rule"), "profile": f.get("profile"),
-                                       "purpose": f.get("purpose"), "first": when})
-            elif rec["event"] == "download" and f.get("user"):
-                key = ("download", f["user"])
-                found.setdefault(key, {"kind": "user-download", "recipient": f"user:{f['user']}",
-                                       "profile": f.get("profile"), "first": when})
-        elif rec["event"] == "bundle.download" and rec.get("request_id") in request_ids \
-                and f.get("status") in (200, 206) and f.get("method", "GET") == "GET":
-            key = ("bundle", rec["request_id"])
-            found.setdefault(key, {"kind": "patient-bundle", "recipient": f"request:{rec['request_id']}",
-                                   "request_id": rec["request_id"], "first": when})
+    for d in disclosures_for(db, settings, orthanc_patient=patient_orthanc_id, resources=resource_ids):
+        when = d.at.isoformat()
+        if d.kind == ROUTE:
+            kind, _, name = d.recipient.partition(":")
+            found.setdefault(("route", d.recipient, d.rule), {
+                "kind": {"modality": "dicom"}.get(kind, kind), "recipient": d.recipient, "name": name,
+                "rule": d.rule, "profile": d.profile, "purpose": d.purpose, "first": when})
+        elif d.kind == DOWNLOAD:
+            found.setdefault(("download", d.recipient), {"kind": "user-download", "recipient": f"user:{d.recipient}",
+                                                         "profile": d.profile, "first": when})
+        else:
+            found.setdefault(("bundle", d.request_id), {"kind": "patient-bundle", "recipient": d.recipient,
+                                                        "request_id": d.request_id, "first": when})
     return list(found.values())
 
 
