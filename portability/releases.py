@@ -20,11 +20,12 @@ from orthanc_gdpr.deid import DeidentificationError, InstanceDropped, deidentify
 from orthanc_gdpr.deid.manifest import Manifest
 
 from . import audit
-from .errors import Conflict, NotFound, ServiceError
+from .errors import Conflict, ServiceError
 from .models import Release, utcnow
 from .orthanc import OrthancClient, OrthancError
 from .review.engines import Engines
 from .review.search import load_study
+from .routers.deps import get_or_404
 
 DECISIONS = ("approve", "reject")
 CLASSIFICATIONS = {
@@ -167,10 +168,7 @@ def decide(db, client: OrthancClient, engines: Engines, req: ReleaseRequest, who
 
 def get(db, release_id: int) -> Release:
     with db.session() as s:
-        release = s.get(Release, release_id)
-        if release is None:
-            raise NotFound(f"no release {release_id}")
-        return release
+        return get_or_404(s, Release, release_id, "release")
 
 
 def listing(db, study: str | None = None, limit: int = 200) -> list[Release]:
@@ -192,9 +190,7 @@ def standing(db, study: str, rule: str, profile: str) -> Release | None:
 def void(db, release_id: int, reason: str, who: str) -> Release:
     """The stored study changed since the review (or the key did): the release no longer applies."""
     with db.session() as s:
-        release = s.get(Release, release_id)
-        if release is None:
-            raise NotFound(f"no release {release_id}")
+        release = get_or_404(s, Release, release_id, "release")
         if release.status == "void":
             raise Conflict(f"release {release_id} is already void")
         release.status, release.void_reason, release.voided_at = "void", reason[:500], utcnow()

@@ -72,6 +72,12 @@ def test_filters_and_bad_input(app, study):
         assert changed["tags"]["rows"] and all(r["changed"] for r in changed["tags"]["rows"])
         remains = c.get(url, params={"profile": "basic", "show": "remains"}, headers=basic("rita")).json()
         assert all(r["original"] == r["after"] for r in remains["tags"]["rows"])
+        # A table longer than a page is paged, never cut: every row is on exactly one page.
+        first = c.get(url, params={"profile": "basic"}, headers=basic("rita")).json()["tags"]
+        assert first["pages"] == 2 and len(first["rows"]) == 200
+        second = c.get(url, params={"profile": "basic", "page": 2}, headers=basic("rita")).json()["tags"]
+        assert len(first["rows"]) + len(second["rows"]) == first["total"]
+        assert c.get(url, params={"profile": "basic", "page": 3}, headers=basic("rita")).status_code == 422
         r = c.get(url, params={"profile": "no-such-profile"}, headers=basic("rita"))
         assert r.status_code == 422 and "no-such-profile" not in r.text and "profile" in r.text
         assert c.get("/api/studies/0000-unknown/review", params={"profile": "basic"},

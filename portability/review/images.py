@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 
+import numpy.ma  # noqa: F401 - np.percentile imports it on first use: at start-up, not in a request
 from PIL import Image, ImageDraw
-from pydicom.dataset import Dataset
 
 from orthanc_gdpr.pixels.render import CT_PRESETS, choose_window, frames, modality_values, render
 
@@ -19,17 +19,23 @@ from .inspection import Inspected
 MAX_SIDE = 512
 WINDOWS = ("default", *CT_PRESETS)
 OUTLINE = (255, 40, 40)
+Image.preinit()  # Pillow's common format plugins, loaded at start-up rather than on the first picture
 
 
 class ImageUnavailable(LookupError):
     """No picture for this side (no pixel data, or the instance was held back)."""
 
 
-def frame_count(ds: Dataset) -> int:
-    try:
-        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
-    except (TypeError, ValueError):
-        return 1
+def _frames(inspected: Inspected, side: str):
+    """Decoded frames of one side, decoded once per cached instance."""
+    key = ("frames", side)
+    if key not in inspected.pictures:
+        ds = inspected.original if side == "before" else inspected.after
+        try:
+            inspected.pictures[key] = frames(ds)
+        except Exception as e:  # noqa: BLE001 - undecodable pixels: say so, never crash the page
+            raise ImageUnavailable(f"pixel data cannot be decoded ({type(e).__name__})") from None
+    return inspected.pictures[key]
 
 
 def render_png(inspected: Inspected, side: str, frame: int = 0, window: str = "default") -> bytes:
@@ -37,25 +43,32 @@ def render_png(inspected: Inspected, side: str, frame: int = 0, window: str = "d
     ds = inspected.original if side == "before" else inspected.after
     if ds is None or "PixelData" not in ds:
         raise ImageUnavailable("no pixel data to show")
-    try:
-        decoded = frames(ds)
-    except Exception as e:  # noqa: BLE001 - undecodable pixels: say so, never crash the page
-        raise ImageUnavailable(f"pixel data cannot be decoded ({type(e).__name__})") from None
+    decoded = _frames(inspected, side)
     index = min(max(frame, 0), decoded.shape[0] - 1)
+    key = ("png", side, index, window)
+    if key in inspected.pictures:
+        return inspected.pictures[key]
     pixels = decoded[index]
     chosen = None
     if pixels.ndim == 2:  # grey: the original frame's window for both sides
-        reference = pixels if side == "before" else frames(inspected.original)[index]
-        chosen = choose_window(inspected.original, modality_values(inspected.original, reference), window)
-    image = render(ds, pixels, chosen).convert("RGB")
+        chosen = inspected.pictures.get(("window", index, window))
+        if chosen is None:
+            # An automatic window needs percentiles: every 4th pixel each way gives the same
+            # window at a 16th of the cost.
+            reference = _frames(inspected, "before")[index][::4, ::4]
+            chosen = choose_window(inspected.original, modality_values(inspected.original, reference), window)
+            inspected.pictures[("window", index, window)] = chosen
+    image = render(ds, pixels, chosen)
     boxes = (inspected.report.pixels or {}).get("boxes", []) if inspected.report is not None else []
     if boxes:
+        image = image.convert("RGB")
         draw = ImageDraw.Draw(image)
         width = max(2, image.width // 256)
         for x0, y0, x1, y1 in boxes:
             draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=OUTLINE, width=width)
     if max(image.size) > MAX_SIDE:
-        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)
     out = io.BytesIO()
-    image.save(out, "PNG", optimize=False, compress_level=3)
-    return out.getvalue()
+    image.save(out, "PNG", compress_level=1)
+    inspected.pictures[key] = out.getvalue()
+    return inspected.pictures[key]

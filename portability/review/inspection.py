@@ -9,7 +9,7 @@ import io
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -31,6 +31,8 @@ class Inspected:
     report: InstanceReport | None = None
     outcome: str = "de-identified"  #: "de-identified", "held back" or "dropped by policy"
     reason: str = ""  #: why held back or dropped (the engine's words, no values)
+    #: rendered pictures and decoded frames, kept with the instance while it is cached
+    pictures: dict = field(default_factory=dict)
 
 
 def _read(data: bytes) -> Dataset:

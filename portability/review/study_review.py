@@ -6,6 +6,7 @@ instance per series on the current series page (pictures, residual risk). The re
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -169,7 +170,7 @@ def build_review(client: OrthancClient, engines: Engines, cache: InspectionCache
     if params.series_page > pages:
         raise BadReviewRequest(f"series_page: this study has {pages} page(s) of series")
     shown = study.series[(params.series_page - 1) * SERIES_PER_PAGE:params.series_page * SERIES_PER_PAGE]
-    views = []
+    chosen_positions = []
     for info in shown:
         positions = _positions(info)
         position = len(positions) // 2 + 1
@@ -177,8 +178,13 @@ def build_review(client: OrthancClient, engines: Engines, cache: InspectionCache
         if info.id == params.focus:
             position = min(params.slice or position, len(positions))
             window = params.window
+        chosen_positions.append((info, positions, position, window))
+    # Fetch and de-identify one image per series side by side (Orthanc answers while we parse).
+    with ThreadPoolExecutor(min(4, len(chosen_positions))) as pool:
+        inspections = list(pool.map(lambda c: cache.get(client, engine, c[1][c[2] - 1][0]), chosen_positions))
+    views = []
+    for (info, positions, position, window), inspected in zip(chosen_positions, inspections):
         instance, frame = positions[position - 1]
-        inspected = cache.get(client, engine, instance)
         view = SeriesView(info=info, positions=len(positions), position=position, instance=instance, frame=frame,
                           window=window, inspected=inspected, has_pixels="PixelData" in inspected.original)
         query = urlencode({"profile": profile.name, "frame": frame, "window": window})
