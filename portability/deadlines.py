@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from .errors import Conflict, NotFound
@@ -44,8 +45,8 @@ SOURCES = {
 RIGHTS = ("access", "portability", "rectification", "erasure", "restriction", "objection", "consent")
 
 
-@dataclass
-class Case:
+class Case(BaseModel):
+    """One open (or just answered) request of any right, as the dashboard lists it."""
     case_kind: str
     ref_id: int
     right: str

@@ -19,7 +19,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from ...errors import ServiceError
-from ...idempotency import new_token
+from ...idempotency import new_token, once
 from ...orthanc import OrthancError, PatientNotFound
 from ..pages import render
 
@@ -45,7 +45,8 @@ def problems_of(exc: ValidationError, labels: dict[str, str] | None = None) -> P
     return out
 
 
-def parse(model: type[Model], data: dict[str, Any], labels: dict[str, str] | None = None) -> tuple[Model | None, Problems]:
+def parse(model: type[Model], data: dict[str, Any],
+          labels: dict[str, str] | None = None) -> tuple[Model | None, Problems]:
     """``model`` built from form ``data`` (empty strings as missing), or the problems found."""
     try:
         return model.model_validate({k: v for k, v in data.items() if v not in ("", None)}), []
@@ -63,6 +64,12 @@ def attempt(action: Callable[[], Any], field: str = "form") -> tuple[Any, Proble
         return None, [(field, "The image archive (Orthanc) did not answer. Nothing was saved; try again.")]
     except ServiceError as e:
         return None, [(field, e.message)]
+
+
+def create_once(request: Request, data: dict, kind: str, create: Callable[[], int], field: str = "patient_id"):
+    """``(record id, problems)``: ``create()`` run once per form token (a double click finds the first record)."""
+    result, errors = attempt(lambda: once(request.app.state.db, data.get("form_token", ""), kind, create), field)
+    return (result[0] if result else None), errors
 
 
 def page(request: Request, template: str, status: int | None = None, errors: Problems | None = None, **context):

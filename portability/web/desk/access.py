@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from starlette.responses import RedirectResponse
 
-from ... import idempotency
 from ...auth import Staff
 from ...models import AuditEvent, DownloadLink, Job, PortabilityRequest, aware, utcnow
 from ...routers import jobs as jobs_api
@@ -17,7 +16,7 @@ from ...routers.deps import get_or_404
 from ...schemas import IdentityVerification, LinkCreate, RequestCreate
 from ..pages import PageError
 from ..session import web_user
-from . import attempt, form_data, page, parse
+from . import attempt, create_once, form_data, page, parse
 
 router = APIRouter(prefix="/ui/desk", include_in_schema=False)
 IDENTITY_METHODS = [("id-card-in-person", "Identity card or passport, in person"),
@@ -49,12 +48,11 @@ def file_request(request: Request, data: dict = Depends(form_data), staff: Staff
             req = requests_api.create(body, request, staff, db)
             requests_api.verify_identity(req.id, identity, staff, db)
             return req.id
-        result, errors = attempt(lambda: idempotency.once(db, data.get("form_token", ""), "request", create),
-                                 "patient_id")
+        request_id, errors = create_once(request, data, "request", create)
     if errors:
         return page(request, "desk/request_new.html", errors=errors, values=data, methods=IDENTITY_METHODS,
                     form_token=data.get("form_token"))
-    return RedirectResponse(f"/ui/desk/requests/{result[0]}", status_code=303)
+    return RedirectResponse(f"/ui/desk/requests/{request_id}", status_code=303)
 
 
 def _request_page(request: Request, request_id: int, errors=None, new_link=None, status=None):
@@ -69,8 +67,8 @@ def _request_page(request: Request, request_id: int, errors=None, new_link=None,
             AuditEvent.request_id == request_id,
             AuditEvent.event.in_(("bundle.download", "download.refused"))).order_by(AuditEvent.seq.desc())))
     now = utcnow()
-    link_rows = [{"link": l, "state": "revoked" if l.revoked_at else "expired" if aware(l.expires_at) <= now else "active"}
-                 for l in links]
+    link_rows = [{"link": link, "state": "revoked" if link.revoked_at else
+                  "expired" if aware(link.expires_at) <= now else "active"} for link in links]
     return page(request, "desk/request.html", status=status, errors=errors, req=requests_api.out(req), job=job,
                 links=link_rows, downloads=downloads, new_link=new_link, ttl_choices=TTL_CHOICES,
                 methods=dict(IDENTITY_METHODS))

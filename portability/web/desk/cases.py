@@ -55,7 +55,8 @@ def case(request: Request, kind: str, ref_id: int, staff: Staff = Depends(web_us
 def _case_page(request, staff, kind, ref_id, errors=None, values=None):
     c = deadlines.get_case(request.app.state.db, kind, ref_id)
     return page(request, "desk/case.html", errors=errors, case=c, link=case_page(kind, ref_id), values=values or {},
-                rights=RIGHT_LABELS, channel_options=[(c, c) for c in deadlines.NOTICE_CHANNELS], may_extend=has_role(staff, "reviewer"))
+                rights=RIGHT_LABELS, channel_options=[(c, c) for c in deadlines.NOTICE_CHANNELS],
+                may_extend=has_role(staff, "reviewer"))
 
 
 @router.post("/cases/{kind}/{ref_id}/assignee")

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response
 
 from ... import consent_forms as forms
-from ... import idempotency, signatures
+from ... import signatures
 from ...auth import Staff, has_role
 from ...routers import consent_forms as api
 from ...routers import consents as registry
 from ..session import web_user
-from . import attempt, form_data, page, parse
+from . import attempt, create_once, form_data, page, parse
 
 router = APIRouter(prefix="/ui/desk/consent", include_in_schema=False)
 LABELS = {"slug": "Form name", "language": "Language", "title": "Title", "text": "Text of the form",
@@ -41,11 +41,11 @@ def publish(request: Request, data: dict = Depends(form_data), staff: Staff = De
     db = request.app.state.db
     body, errors = parse(api.FormCreate, data, LABELS)
     if not errors:
-        result, errors = attempt(lambda: idempotency.once(
-            db, data.get("form_token", ""), "consent-form", lambda: api.publish(body, staff, db).id), "lawful_basis")
+        form_id, errors = create_once(request, data, "consent-form", lambda: api.publish(body, staff, db).id,
+                                      "lawful_basis")
     if errors:
         return _home(request, staff, errors, data)
-    return RedirectResponse(f"/ui/desk/consent/forms/{result[0]}", status_code=303)
+    return RedirectResponse(f"/ui/desk/consent/forms/{form_id}", status_code=303)
 
 
 @router.get("/forms/{form_id}")
@@ -62,12 +62,11 @@ def prepare(request: Request, data: dict = Depends(form_data), staff: Staff = De
     db = request.app.state.db
     body, errors = parse(api.SigningCreate, {k: data.get(k, "") for k in ("form_id", "patient_id", "issuer")}, LABELS)
     if not errors:
-        result, errors = attempt(lambda: idempotency.once(
-            db, data.get("form_token", ""), "signing",
-            lambda: forms.prepare(db, by=staff.name, **body.model_dump())), "form_id")
+        signing_id, errors = create_once(request, data, "signing",
+                                         lambda: forms.prepare(db, by=staff.name, **body.model_dump()), "form_id")
     if errors:
         return _home(request, staff, errors, data)
-    return RedirectResponse(f"/ui/desk/consent/signings/{result[0]}", status_code=303)
+    return RedirectResponse(f"/ui/desk/consent/signings/{signing_id}", status_code=303)
 
 
 def _signing_page(request: Request, signing_id: int, errors=None, status=None):

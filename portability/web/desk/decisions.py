@@ -6,12 +6,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse
 
-from ... import idempotency, rights
+from ... import rights
 from ...auth import Staff, has_role
 from ...orthanc import OrthancError, PatientNotFound
 from ...routers import rectifications as api
 from ..session import web_user
-from . import attempt, form_data, page, parse
+from . import attempt, create_once, form_data, page, parse
 
 router = APIRouter(prefix="/ui/desk", include_in_schema=False)
 LABELS = {"patient_id": "Patient ID", "issuer": "Issuer of the patient ID", "attribute": "What is wrong",
@@ -47,8 +47,8 @@ def _studies(request: Request, orthanc_patient: str | None) -> list[dict] | None
         studies = request.app.state.make_client().patient_studies(orthanc_patient)
     except (OrthancError, PatientNotFound):
         return None
-    return [{"date": s["MainDicomTags"].get("StudyDate", ""), "description": s["MainDicomTags"].get("StudyDescription", ""),
-             "series": len(s.get("Series", []))} for s in studies]
+    return [{"date": s["MainDicomTags"].get("StudyDate", ""), "series": len(s.get("Series", [])),
+             "description": s["MainDicomTags"].get("StudyDescription", "")} for s in studies]
 
 
 # ----------------------------------------------------------------------------- rectification
@@ -84,13 +84,12 @@ def file_rectification(request: Request, data: dict = Depends(form_data), staff:
             if problems:
                 raise rights.InvalidValue(problems[0][1])
             return api.create_rectification(body, request, staff, db).id
-        result, errors = attempt(lambda: idempotency.once(db, data.get("form_token", ""), "rectification", create),
-                                 "patient_id")
+        rect_id, errors = create_once(request, data, "rectification", create)
         errors = [("proposed", e[1]) if "proposed equals current" in e[1] else e for e in errors]
     if errors:
         return page(request, "desk/rectification_new.html", errors=errors, values=data, attributes=ATTRIBUTES,
                     form_token=data.get("form_token"))
-    return RedirectResponse(f"/ui/desk/rectifications/{result[0]}", status_code=303)
+    return RedirectResponse(f"/ui/desk/rectifications/{rect_id}", status_code=303)
 
 
 def _rectification_page(request: Request, staff: Staff, rect_id: int, errors=None, values=None):
@@ -106,27 +105,41 @@ def show_rectification(request: Request, rect_id: int, staff: Staff = Depends(we
     return _rectification_page(request, staff, rect_id)
 
 
+def _choice(data: dict, name: str, options: dict[str, bool], rule: str, body_fields: dict, model, errors_out: list):
+    """Parse a decision form: the radio ``name`` (one of ``options``) and the model's other fields."""
+    chosen = options.get(data.get(name, ""))
+    body, errors = parse(model, {name: chosen, **body_fields}, LABELS)
+    if chosen is None:
+        errors = [e for e in errors if e[0] != name] + [(name, rule)]
+    errors_out += errors
+    return chosen, body
+
+
+def _then_back(request: Request, staff: Staff, kind: str, ref_id: int, action, errors=None, data=None):
+    """Run ``action`` unless the form has errors; the case page with the problems, or back to it."""
+    errors = list(errors or [])
+    if not errors:
+        _, errors = attempt(action, "reason")
+    if errors:
+        page_of = _rectification_page if kind == "rectification" else _erasure_page
+        return page_of(request, staff, ref_id, errors, data)
+    return RedirectResponse(f"/ui/desk/{kind}s/{ref_id}", status_code=303)
+
+
 @router.post("/rectifications/{rect_id}/decision")
 def decide_rectification(request: Request, rect_id: int, data: dict = Depends(form_data),
                          staff: Staff = Depends(web_user("reviewer"))):
-    approve = {"approve": True, "reject": False}.get(data.get("approve", ""))
-    body, errors = parse(api.Decision, {"approve": approve, "reason": data.get("reason", "")}, LABELS)
-    if approve is None:
-        errors = [e for e in errors if e[0] != "approve"] + [("approve", "Decision: choose approve or reject")]
-    if not errors:
-        _, errors = attempt(lambda: api.decide_rectification(rect_id, body, request, staff, request.app.state.db),
-                            "reason")
-    if errors:
-        return _rectification_page(request, staff, rect_id, errors, data)
-    return RedirectResponse(f"/ui/desk/rectifications/{rect_id}", status_code=303)
+    errors: list = []
+    _, body = _choice(data, "approve", {"approve": True, "reject": False}, "Decision: choose approve or reject",
+                      {"reason": data.get("reason", "")}, api.Decision, errors)
+    return _then_back(request, staff, "rectification", rect_id, lambda: api.decide_rectification(
+        rect_id, body, request, staff, request.app.state.db), errors, data)
 
 
 @router.post("/rectifications/{rect_id}/retry")
 def retry_rectification(request: Request, rect_id: int, staff: Staff = Depends(web_user("reviewer"))):
-    _, errors = attempt(lambda: api.retry_rectification(rect_id, request, staff, request.app.state.db))
-    if errors:
-        return _rectification_page(request, staff, rect_id, errors)
-    return RedirectResponse(f"/ui/desk/rectifications/{rect_id}", status_code=303)
+    return _then_back(request, staff, "rectification", rect_id,
+                      lambda: api.retry_rectification(rect_id, request, staff, request.app.state.db))
 
 
 @router.get("/rights/{kind}/{ref_id}/progress")
@@ -150,12 +163,11 @@ def file_erasure(request: Request, data: dict = Depends(form_data), staff: Staff
     if not data.get("patient_id"):
         errors = [e for e in errors if e[0] != "patient_id"] + [("patient_id", "Patient ID: enter the patient's ID")]
     if not errors:
-        result, errors = attempt(lambda: idempotency.once(
-            db, data.get("form_token", ""), "erasure", lambda: api.create_erasure(body, request, staff, db).id),
-            "patient_id")
+        erasure_id, errors = create_once(request, data, "erasure",
+                                         lambda: api.create_erasure(body, request, staff, db).id)
     if errors:
         return page(request, "desk/erasure_new.html", errors=errors, values=data, form_token=data.get("form_token"))
-    return RedirectResponse(f"/ui/desk/erasures/{result[0]}", status_code=303)
+    return RedirectResponse(f"/ui/desk/erasures/{erasure_id}", status_code=303)
 
 
 def _erasure_page(request: Request, staff: Staff, erasure_id: int, errors=None, values=None):
@@ -173,25 +185,17 @@ def show_erasure(request: Request, erasure_id: int, staff: Staff = Depends(web_u
 @router.post("/erasures/{erasure_id}/decision")
 def decide_erasure(request: Request, erasure_id: int, data: dict = Depends(form_data),
                    staff: Staff = Depends(web_user("dpo"))):
-    grant = {"grant": True, "refuse": False}.get(data.get("grant", ""))
-    body, errors = parse(api.ErasureDecision, {"grant": grant, "reason": data.get("reason", ""),
-                                               "retention_ground": data.get("retention_ground", ""),
-                                               "retain_until": data.get("retain_until", "")}, LABELS)
-    if grant is None:
-        errors = [e for e in errors if e[0] != "grant"] + [("grant", "Decision: choose erase or refuse")]
-    elif grant is False and data.get("retention_ground") not in rights.RETENTION_GROUNDS:
+    errors: list = []
+    grant, body = _choice(data, "grant", {"grant": True, "refuse": False}, "Decision: choose erase or refuse",
+                          {k: data.get(k, "") for k in ("reason", "retention_ground", "retain_until")},
+                          api.ErasureDecision, errors)
+    if grant is False and data.get("retention_ground") not in rights.RETENTION_GROUNDS:
         errors.append(("retention_ground", "Retention ground: a refusal must name the ground for keeping the data"))
-    if not errors:
-        _, errors = attempt(lambda: api.decide_erasure(erasure_id, body, request, staff, request.app.state.db),
-                            "reason")
-    if errors:
-        return _erasure_page(request, staff, erasure_id, errors, data)
-    return RedirectResponse(f"/ui/desk/erasures/{erasure_id}", status_code=303)
+    return _then_back(request, staff, "erasure", erasure_id, lambda: api.decide_erasure(
+        erasure_id, body, request, staff, request.app.state.db), errors, data)
 
 
 @router.post("/erasures/{erasure_id}/retry")
 def retry_erasure(request: Request, erasure_id: int, staff: Staff = Depends(web_user("dpo"))):
-    _, errors = attempt(lambda: api.retry_erasure(erasure_id, request, staff, request.app.state.db))
-    if errors:
-        return _erasure_page(request, staff, erasure_id, errors)
-    return RedirectResponse(f"/ui/desk/erasures/{erasure_id}", status_code=303)
+    return _then_back(request, staff, "erasure", erasure_id,
+                      lambda: api.retry_erasure(erasure_id, request, staff, request.app.state.db))

@@ -5,11 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse
 
-from ... import idempotency
 from ...auth import Staff, has_role
 from ...routers import consents as api
 from ..session import web_user
-from . import attempt, form_data, page, parse
+from . import attempt, create_once, form_data, page, parse
 
 router = APIRouter(prefix="/ui/desk", include_in_schema=False)
 LABELS = {"patient_id": "Patient ID", "issuer": "Issuer of the patient ID", "kind": "Kind", "reason": "Ground"}
@@ -37,8 +36,7 @@ def place_flag(request: Request, data: dict = Depends(form_data), staff: Staff =
     if not data.get("reason"):
         errors.append(("reason", "Ground: say why (the patient's words or the article), it is recorded"))
     if not errors:
-        _, errors = attempt(lambda: idempotency.once(db, data.get("form_token", ""), "flag",
-                                                     lambda: api.create_flag(body, staff, db).id), "patient_id")
+        _, errors = create_once(request, data, "flag", lambda: api.create_flag(body, staff, db).id)
     if errors:
         return _flags_page(request, staff, errors, data)
     return RedirectResponse("/ui/desk/flags", status_code=303)
