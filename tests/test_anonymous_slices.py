@@ -124,6 +124,7 @@ def test_decision_record_is_in_the_chain_with_hashes_limits_and_source(series60,
     assert (record["clinician"], record["statement"], record["decided_by"]) == (CLINICIAN, STATEMENT, "researcher-rita")
     assert record["limits"] == {"max_slices_per_series": 5, "max_series_fraction": 0.1, "min_aggregate_patients": 10}
     assert record["checks"]["burned_in_text"] == "none found"
+    assert record["checks"]["detector"].startswith("text-detector ")  # with its models' version
     assert "3 of 60 slices" in record["rationale"] and CLINICIAN in record["rationale"]
     [only] = series_from_files([series60])
     assert record["source_series"] == [only.orthanc_id]
@@ -344,3 +345,13 @@ def test_no_export_when_the_text_check_cannot_run(series60, store, tmp_path, cap
     finally:
         text_detection.unload_models()
     nothing_left(tmp_path, out)
+
+
+def test_anonymity_report_page_in_a_browser(series60, store, tmp_path, browser):
+    assert export(store, series60, tmp_path / "out") == 0
+    report = tmp_path / "report.html"
+    assert cli(["audit", "anonymity-report", "--database-url", store, "-o", str(report)]) == 0
+    browser.driver.get(report.as_uri())
+    browser.check("anonymity-report")
+    assert browser.driver.title == "Anonymity report"
+    assert CLINICIAN in browser.text() and "Criterion" not in browser.driver.title

@@ -14,7 +14,11 @@ from pydicom.dataset import Dataset
 from ..pixels.masks import Box, MaskRules
 from .refusal import Refused
 
-DETECTOR = "text-detector"
+def detector() -> str:
+    """Which detector checked the slices, with its models' version (for the decision record)."""
+    from ..pixels.text_detection import METHOD, model_version
+
+    return f"{METHOD} {model_version()}"
 
 
 def text_regions(image: np.ndarray) -> list[Box]:

@@ -200,7 +200,7 @@ def export_slices(series: Series, request: SliceRequest, out: str | Path, limits
                        "not a whole volume; PNG files with no ancillary chunk and random names, no DICOM "
                        f"metadata; burned-in text check {'masked the text found' if masked else 'found no text'}; "
                        f"{request.clinician} attests {ATTESTATION}."),
-            checks={"burned_in_text": "masked" if masked else "none found", "detector": burned_in.DETECTOR,
+            checks={"burned_in_text": "masked" if masked else "none found", "detector": burned_in.detector(),
                     "masked": masked, "series_slices": series.slices},
             method={"format": request.format, "files": len(outputs)})
         stored = record(decision)
