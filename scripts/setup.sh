@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-apt_packages=(orthanc orthanc-python orthanc-dicomweb orthanc-postgresql dcmtk dicom3tools python3-venv python3-dev fonts-dejavu-core fonts-liberation chromium chromium-driver)
+apt_packages=(orthanc orthanc-python orthanc-dicomweb orthanc-postgresql dcmtk dicom3tools python3-venv python3-dev fonts-dejavu-core fonts-liberation chromium chromium-driver nodejs)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -39,6 +39,7 @@ fi
 if ! command -v npm >/dev/null; then
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends npm
 fi
 js="$root/tests/js"
