@@ -49,6 +49,29 @@ def parse(path: Path) -> Links:
     return p
 
 
+def built_copy(work: Path, files: list[bytes], patient_id: str, **build_args):
+    """Store ``files`` in a fresh real Orthanc, build the patient's copy, stop Orthanc; returns
+    (BundleResult, the extracted copy's folder)."""
+    import zipfile
+
+    from orthanc_server import OrthancServer
+    from portability.bundle import build_bundle
+    from portability.orthanc import OrthancClient
+
+    server = OrthancServer(work / "orthanc").start()
+    try:
+        for data in files:
+            server.upload(data)
+        client = OrthancClient(server.url, (server.username, server.password))
+        result = build_bundle(client, work / "copy.zip", patient_id=patient_id, **build_args)
+    finally:
+        server.stop()
+    root = work / "x"
+    with zipfile.ZipFile(result.path) as zf:
+        zf.extractall(root)
+    return result, root
+
+
 def viewer_folders(root: Path) -> list[Path]:
     return sorted(p for p in (root / "IHE_PDI").glob("V*") if p.is_dir())
 

@@ -8,16 +8,14 @@ import json
 import shutil
 import subprocess
 import tarfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from orthanc_server import OrthancServer, make_ct_study
-from portability.bundle import build_bundle
+from bundle_pages import built_copy
+from orthanc_server import make_ct_study
 from portability.bundle.fhir import validate as fhir_validate
-from portability.orthanc import OrthancClient
 
 EVIL = "<script>alert(1)</script>^Eve"
 FHIR_CACHE = Path.home() / ".cache" / "orthanc-gdpr" / "fhir-packages"
@@ -27,20 +25,10 @@ PACKAGES = {"R5": "hl7.fhir.r5.core@5.0.0", "R4B": "hl7.fhir.r4b.core@4.3.0"}
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """One bundle of a two-study patient whose name contains markup, extracted."""
-    work = tmp_path_factory.mktemp("bundle")
-    server = OrthancServer(work / "orthanc").start()
-    try:
-        for data in make_ct_study(6, patient_name=EVIL, patient_id="EVE-1", series=2) + \
-                make_ct_study(3, patient_name=EVIL, patient_id="EVE-1", series=1, modality="MR"):
-            server.upload(data)
-        client = OrthancClient(server.url, (server.username, server.password))
-        result = build_bundle(client, work / "eve.zip", patient_id="EVE-1", issuer="St. Example")
-    finally:
-        server.stop()
-    out = work / "x"
-    with zipfile.ZipFile(result.path) as zf:
-        zf.extractall(out)
-    return result, out
+    return built_copy(tmp_path_factory.mktemp("bundle"),
+                      make_ct_study(6, patient_name=EVIL, patient_id="EVE-1", series=2)
+                      + make_ct_study(3, patient_name=EVIL, patient_id="EVE-1", series=1, modality="MR"),
+                      "EVE-1", issuer="St. Example")
 
 
 def test_pdi_layout_and_dicomdir_pass_dcmftest_and_dciodvfy(bundle):

@@ -14,8 +14,8 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from axe import axe_violations
-from bundle_pages import parse, viewer_folders, walk_by_next_links
-from portability.bundle import build_bundle, import_bundle
+from bundle_pages import built_copy, parse, viewer_folders, walk_by_next_links
+from portability.bundle import import_bundle
 from portability.bundle.notice import SiteNotice
 from portability.bundle.viewer import ViewerOptions
 from portability.orthanc import OrthancClient
@@ -51,23 +51,9 @@ def _study() -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def copy(tmp_path_factory):
-    from orthanc_server import OrthancServer
-
-    work = tmp_path_factory.mktemp("viewer")
-    server = OrthancServer(work / "orthanc").start()
-    try:
-        for data in _study():
-            server.upload(data)
-        client = OrthancClient(server.url, (server.username, server.password))
-        result = build_bundle(client, work / "copy.zip", patient_id=PID,
-                              site=SiteNotice(controller="St. Example", languages=("fr", "en")),
-                              viewer=ViewerOptions(size=256, quality=80, max_frames=30))
-    finally:
-        server.stop()
-    root = work / "x"
-    with zipfile.ZipFile(result.path) as zf:
-        zf.extractall(root)
-    return result, root
+    return built_copy(tmp_path_factory.mktemp("viewer"), _study(), PID,
+                      site=SiteNotice(controller="St. Example", languages=("fr", "en")),
+                      viewer=ViewerOptions(size=256, quality=80, max_frames=30))
 
 
 def test_every_frame_a_sampled_strip_and_colour(copy):
