@@ -355,3 +355,12 @@ def test_anonymity_report_page_in_a_browser(series60, store, tmp_path, browser):
     browser.check("anonymity-report")
     assert browser.driver.title == "Anonymity report"
     assert CLINICIAN in browser.text() and "Criterion" not in browser.driver.title
+
+
+def test_a_truncated_slice_is_refused_cleanly(tmp_path, store, capsys):
+    series = write_series(tmp_path / "s", 60)
+    path = series / "ct0012.dcm"
+    path.write_bytes(path.read_bytes()[:-1000])  # pixel data cut short
+    out = tmp_path / "out"
+    assert_refused(export(store, series, out, slices="5,12"), capsys, "--slices", "slice 12")
+    nothing_left(tmp_path, out)
