@@ -24,7 +24,8 @@ from . import audit, notices
 from .disclosures import DOWNLOAD, ROUTE, disclosures_for
 from .errors import Conflict, ServiceError
 from .jobs import Lease, LeasedQueue, LeaseWorker
-from .models import ErasedPseudonym, Erasure, PatientLock, PortabilityRequest, Rectification, RightsJob, utcnow
+from .models import (ConsentSigning, ErasedPseudonym, Erasure, PatientLock, PortabilityRequest, Rectification,
+                     RightsJob, utcnow)
 from .orthanc import OrthancError, PatientNotFound
 
 log = logging.getLogger("portability.rights")
@@ -479,6 +480,14 @@ def pseudonyms_of(settings, client, plan: dict, profiles: set[str]) -> list[tupl
     return out
 
 
+def forget_signatures(s, patient_id: str, issuer: str, erasure_id: int) -> None:
+    """The patient's consents signed on screen lose the signature (biometric strokes) and the
+    document naming the patient; the row keeps its form, decision and dates, under the erasure."""
+    for row in s.scalars(select(ConsentSigning).where(ConsentSigning.patient_id == patient_id,
+                                                      ConsentSigning.issuer == issuer)):
+        row.patient_id, row.issuer, row.signature, row.fhir = f"erased:{erasure_id}", "", None, None
+
+
 def apply_erasure(db, settings, client, erasure_id: int) -> None:
     with db.session() as s:
         e = s.get(Erasure, erasure_id)
@@ -517,6 +526,7 @@ def apply_erasure(db, settings, client, erasure_id: int) -> None:
         # Linkage the service kept: the patient's identifiers on its own request rows.
         for req in s.scalars(select(PortabilityRequest).where(PortabilityRequest.orthanc_patient_id == plan["patient"])):
             req.patient_id, req.issuer, req.orthanc_patient_id = None, None, None
+        forget_signatures(s, pid, issuer, erasure_id)
     audit.record("erasure.done", erasure_id=erasure_id, patient_id=pid, issuer=issuer,
                  studies=[st["uid"] for st in plan["studies"]],
                  pseudonyms_listed=len(plan.get("pseudonyms", [])),

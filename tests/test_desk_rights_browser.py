@@ -8,7 +8,7 @@ from selenium.webdriver.common.by import By
 
 from desk_helpers import live_desk, select, sign_in_as, wait_text
 from orthanc_server import make_ct_study, wait_for, write_rules
-from portability.models import Erasure, Rectification
+from portability.models import ConsentSigning, Erasure, Rectification
 
 OLD, NEW = "Wrongname^Agatha", "Rightname^Agatha"
 
@@ -77,6 +77,13 @@ def test_rectification_and_erasure_filed_decided_applied_and_recipients_told(ort
         assert NEW in {t["PatientName"] for t in tags} and OLD not in {t["PatientName"] for t in tags}
 
         # ---------------------------------------------------------------- erasure
+        from portability import consent_forms
+        from test_desk_api import FORM, strokes
+
+        db = app.state.db  # the patient to erase had signed a consent on screen
+        form = consent_forms.publish(db, by="dora", **FORM)
+        signing = consent_forms.prepare(db, form_id=form, patient_id="ERASE-W", issuer="", by="alice")
+        consent_forms.sign(db, signing, strokes(), by="alice", issuer_label="St. Example Hospital")
         sign_in_as(browser, "alice")
         browser.visit("/ui/desk/erasures/new", "erasure-new")
         browser.fill("patient_id", "ERASE-W")
@@ -117,6 +124,8 @@ def test_rectification_and_erasure_filed_decided_applied_and_recipients_told(ort
         assert orthanc.post_json("/tools/find", {"Level": "Patient", "Query": {"PatientID": "KEEP-W"}})
         with app.state.db.session() as s:
             assert {e.status for e in s.query(Erasure)} == {"erased", "refused"}
+            signed = s.get(ConsentSigning, signing)  # the signature and the document naming the patient are gone
+            assert (signed.patient_id, signed.signature, signed.fhir) == ("erased:1", None, None)
 
         # The notice to the person who downloaded: marked sent with channel and evidence.
         browser.visit("/ui/desk/notices", "notices-open")
