@@ -364,3 +364,20 @@ def test_a_truncated_slice_is_refused_cleanly(tmp_path, store, capsys):
     out = tmp_path / "out"
     assert_refused(export(store, series, out, slices="5,12"), capsys, "--slices", "slice 12")
     nothing_left(tmp_path, out)
+
+
+def test_an_export_whose_record_fails_is_removed(series60, tmp_path):
+    from orthanc_gdpr.anonymous import Limits
+    from orthanc_gdpr.anonymous.selection import parse_slices
+    from orthanc_gdpr.anonymous.slices import SliceRequest, export_slices
+
+    [series] = series_from_files([series60])
+    request = SliceRequest(parse_slices("12"), "researcher-rita", CLINICIAN, STATEMENT)
+
+    def store_down(decision):
+        raise ConnectionError("the audit store is down")
+
+    out = tmp_path / "out"
+    with pytest.raises(ConnectionError):
+        export_slices(series, request, out, Limits(), store_down)
+    nothing_left(tmp_path, out)

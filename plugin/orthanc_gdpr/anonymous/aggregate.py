@@ -194,5 +194,5 @@ def export_aggregate(series: list[Series], request: AggregateRequest, out: str |
             checks={"series": len(series), "patients": patients},
             method={"statistic": request.statistic, "resampling": "linear",
                     "grid": "template in mm, centred" if request.statistic == "template" else "first series"})
-        stored = record(decision)
-        return AggregateExport(staging.commit(), decision, stored)
+        out_dir, stored = staging.release(lambda: record(decision))
+        return AggregateExport(out_dir, decision, stored)

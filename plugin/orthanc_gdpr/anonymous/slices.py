@@ -4,9 +4,9 @@
 written: the clinician's attestation is there; the selection is not a whole volume (the
 :class:`~.limits.Limits` in force); every slice exists, is one frame and is an image; no slice
 shows burned-in text (or, when the user asked for it, the text is masked and the record says
-where). The PNG files then get random names in a staging directory, the decision record is
-written through ``record`` (the audit chain: an export that cannot be recorded is not released),
-and only then does the staging directory become OUT.
+where). The PNG files get random names in a staging directory, which becomes OUT once every
+check passed; the decision record is then written through ``record`` (the audit chain), and an
+export whose record cannot be written is removed again: nothing is released unrecorded.
 
 Formats: ``png8`` is the windowed picture a person sees (Modality LUT, the stated window,
 MONOCHROME1 inverted; colour as it is); ``png16`` holds the stored grey values themselves, shifted
@@ -203,5 +203,5 @@ def export_slices(series: Series, request: SliceRequest, out: str | Path, limits
             checks={"burned_in_text": "masked" if masked else "none found", "detector": burned_in.detector(),
                     "masked": masked, "series_slices": series.slices},
             method={"format": request.format, "files": len(outputs)})
-        stored = record(decision)
-        return SliceExport(staging.commit(), decision, stored)
+        out_dir, stored = staging.release(lambda: record(decision))
+        return SliceExport(out_dir, decision, stored)

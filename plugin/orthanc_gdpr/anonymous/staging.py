@@ -1,9 +1,10 @@
 """All or nothing: an export's files appear in OUT only once every check has passed.
 
 Files are written into a private staging directory beside OUT (same file system, mode 0700),
-with random names; :meth:`Staging.commit` renames it to OUT in one step. Leaving the ``with``
-block without a commit (a refusal, a crash, an audit store that failed) removes the staging
-directory, so no partial output is ever left behind.
+with random names; :meth:`Staging.release` renames it to OUT in one step and then records the
+decision, removing OUT again when the record cannot be written. Leaving the ``with`` block
+without a release (a refusal, a crash) removes the staging directory, so no partial output is
+ever left behind, and no output stays without its record.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from .refusal import Refused
+
+T = TypeVar("T")
 
 
 class Staging:
@@ -46,11 +51,19 @@ class Staging:
         self.files.append(entry)
         return entry
 
-    def commit(self) -> Path:
-        """Move the staged files to OUT (an empty OUT is replaced)."""
+    def release(self, record: Callable[[], T]) -> tuple[Path, T]:
+        """Move the staged files to OUT (an empty OUT is replaced), then ``record()`` the
+        decision; OUT is removed again when the record fails. Returns OUT and the record."""
         assert self.dir is not None
         if self.out.is_dir():
             self.out.rmdir()  # empty, checked on creation
-        os.rename(self.dir, self.out)
+        try:
+            os.rename(self.dir, self.out)
+        except OSError:
+            raise Refused("--out", "exists", "the output directory appeared meanwhile") from None
         self.dir = None
-        return self.out
+        try:
+            return self.out, record()
+        except BaseException:
+            shutil.rmtree(self.out, ignore_errors=True)
+            raise
