@@ -42,7 +42,7 @@ _GENERIC_PATTERNS = re.compile(
 _SPACES = re.compile(r"\s{2,}")
 
 
-def _tidy(text: str) -> str:
+def tidy(text: str) -> str:
     return _SPACES.sub(" ", text).strip(" ,;:-/")
 
 
@@ -96,18 +96,11 @@ class Identifiers:
         if regex is None:
             return text, 0
         new, hits = regex.subn("", text)
-        return (_tidy(new) if hits else text), hits
-
-    def found_in_bytes(self, data: bytes) -> bool:
-        """True when an identifier occurs in raw bytes (private or unknown-VR values)."""
-        regex = self.regex
-        if regex is None:
-            return False
-        return regex.search(data.decode("latin-1")) is not None
+        return (tidy(new) if hits else text), hits
 
 
 def clean_text(text: str, identifiers: Identifiers) -> tuple[str, int]:
     """Action C on text: remove identifiers and identifying patterns, keep the rest."""
     text, hits = identifiers.scrub(text)
     cleaned, generic = _GENERIC_PATTERNS.subn("", text)
-    return (_tidy(cleaned) if generic else text), hits + generic
+    return (tidy(cleaned) if generic else text), hits + generic

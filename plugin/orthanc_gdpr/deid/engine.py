@@ -19,20 +19,25 @@ from pydicom.sequence import Sequence
 
 from .. import __version__, pixels, standard
 from . import endian, options as opts
-from .cleaning import IDENTIFYING_KEYWORDS, Identifiers, clean_text
+from .cleaning import IDENTIFYING_KEYWORDS, Identifiers, clean_text, tidy
 from .dates import DateShifter, shift_da, shift_dt
 from .pixel_policy import is_head_volume, report_policy
 from .keys import Keyring
 from .profile import Profile
 from .pseudonyms import Pseudonymizer
+from .removed import Removal, RemovedValues
 from .report import InstanceReport
 from .table import Rule, SafePrivate
 from .uids import UidMapper
 
 MAX_SEQUENCE_DEPTH = 64
-#: Text VRs the safety net reads. CS (coded values) and AE are left alone: they are not free text.
-SCANNED_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
-CLEANABLE_TEXT_VRS = SCANNED_VRS | {"CS", "AE", "UR"}
+#: Text VRs the safety net reads in everything kept, coded values (CS), AE titles and URLs
+#: included: the patient's own identifiers and the values the profile removed must not hide there.
+SCANNED_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN", "CS", "AE", "UR"})
+#: Removed values of these VRs are hunted in what is kept (names: as the patient's identifiers).
+REMOVED_TEXT_VRS = SCANNED_VRS - {"PN"}
+#: Character sets whose raw bytes read as Latin-1 are the text itself: the net matches them raw.
+SINGLE_BYTE_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100"})
 BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 PATIENT_ID, PATIENT_NAME = 0x00100020, 0x00100010
 SOP_INSTANCE_UID = 0x00080018
@@ -143,7 +148,10 @@ class _Instance:
         self.engine, self.ds, self.pixels = engine, ds, pixels
         self.report = InstanceReport()
         self.identifiers = Identifiers()
+        self.removed = RemovedValues()
         self.kept_text: list[tuple[Dataset, int, str]] = []
+        charset = ds.get("SpecificCharacterSet", "")
+        self.raw_text = isinstance(charset, str) and charset.strip() in SINGLE_BYTE_CHARSETS
         pid = str(ds.get("PatientID", "") or "")
         issuer = str(ds.get("IssuerOfPatientID", "") or "")
         name = str(ds.get("PatientName", "") or "")
@@ -233,12 +241,7 @@ class _Instance:
         elem = dataset[tag]
         if elem.VR == "SQ":
             self._recurse(elem, here, depth, clean, stack)
-        elif isinstance(elem.value, bytes) and self.identifiers.found_in_bytes(elem.value):
-            del dataset[tag]
-            self.report.safety_net.append((here, 1))
-            self.report.add(here, "X", "safety net: safe private value holds an identifier")
-            return
-        elif elem.VR in SCANNED_VRS:
+        elif elem.VR in SCANNED_VRS or isinstance(elem.value, bytes):
             self.kept_text.append((dataset, tag, here))
         kept_blocks.add((group, block))
         self.report.add(here, "K", f"E.3.10-1 safe private attribute of {creator.strip()!r}")
@@ -259,14 +262,14 @@ class _Instance:
             self._pseudonym(dataset[tag], tag)
             self.report.add(here, "D", PSEUDONYM_RULE)
             return
+        if vr == "PN":
+            self._note_name(dataset[tag])
+        elif action in ("X", "Z", "D") or (action == "U" and vr not in ("SQ", "UI")):
+            self._note_removed(dataset, tag, vr, Removal(here, action, rule.describe()))
         if action == "X":
-            if vr == "PN":
-                self._note_name(dataset[tag])
             del dataset[tag]
             self.report.add(here, action, rule.describe())
             return
-        if vr == "PN":
-            self._note_name(dataset[tag])
         if action == "Z":  # replaced by an empty element: the old value is never decoded
             dataset[tag] = DataElement(tag, vr, Sequence() if vr == "SQ" else None)
         elif action == "D" or (action == "U" and vr not in ("SQ", "UI")):
@@ -279,6 +282,35 @@ class _Instance:
         else:  # C
             action = self._clean(dataset, dataset[tag], vr, here, depth, stack)
         self.report.add(here, action, rule.describe())
+
+    def _text(self, dataset: Dataset, tag: int) -> str:
+        """The text of an element, backslashes between values: its raw bytes read as Latin-1
+        when the character set allows (nothing decoded), else its decoded value."""
+        elem = dataset.get_item(tag)
+        if elem.is_raw and self.raw_text:
+            return elem.value.decode("latin-1") if elem.value else ""
+        value = dataset[tag].value
+        if value is None:
+            return ""
+        if isinstance(value, bytes):
+            return value.decode("latin-1")
+        return "\\".join(str(v) for v in value) if isinstance(value, (list, MultiValue)) else str(value)
+
+    def _note_removed(self, dataset: Dataset, tag: int, vr: str, removal: Removal) -> None:
+        """Record the text values an action takes away (a sequence's, at any depth), for the
+        safety net to hunt in what is kept (see removed.py)."""
+        if vr in REMOVED_TEXT_VRS:
+            self.removed.add(self._text(dataset, tag), removal)
+        elif vr == "SQ":
+            items = list(dataset[tag].value or ())
+            while items:
+                item = items.pop()
+                for inner in item.keys():
+                    inner_vr = _vr(item, inner)
+                    if inner_vr == "SQ":
+                        items.extend(item[inner].value or ())
+                    elif inner_vr in REMOVED_TEXT_VRS and not inner >> 16 & 1:
+                        self.removed.add(self._text(item, inner), removal)
 
     def _note_name(self, elem) -> None:
         """A person name that is going away: the safety net looks for it in what stays."""
@@ -312,7 +344,7 @@ class _Instance:
             if vr in ("ST", "LT", "UT", "UC"):
                 self.report.residual["free text (scanned by the safety net)"].add(here)
             return
-        if vr not in ("UI", "DA", "DT") and not (clean and vr in CLEANABLE_TEXT_VRS):
+        if vr not in ("UI", "DA", "DT") and not (clean and vr in SCANNED_VRS):
             return  # numbers, codes, binary values: kept as read, never decoded
         elem = dataset[tag]
         if vr == "UI":
@@ -325,6 +357,7 @@ class _Instance:
                 self.report.residual["dates (shifted)"].add(here)
         else:
             self._clean_text(elem, here)
+            self.kept_text.append((dataset, tag, here))
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -381,8 +414,9 @@ class _Instance:
         elif vr == "PN":
             elem.value = _dummy("PN")
             return "D"
-        elif vr in CLEANABLE_TEXT_VRS:
+        elif vr in SCANNED_VRS:
             self._clean_text(elem, here)
+            self.kept_text.append((dataset, elem.tag, here))
         elif vr == "UI":
             self._remap(elem)
         elif vr in BINARY_VRS:
@@ -405,21 +439,53 @@ class _Instance:
     # -- after the walk -------------------------------------------------------------------------
 
     def _safety_net(self) -> None:
-        """Remove the patient's own identifiers from every text value that was kept."""
-        if not self.identifiers:
+        """Hunt, in every kept text value at every depth (and kept private values), the patient's
+        own identifiers and every value the profile removed (see removed.py). Values are matched
+        as read; only a value that matches is decoded and changed."""
+        identifiers, removed = self.identifiers.regex, self.removed
+        if identifiers is None and not removed:
             return
         for dataset, tag, here in self.kept_text:
-            elem = dataset[tag]
-            values = elem.value if isinstance(elem.value, (list, MultiValue)) else [elem.value]
-            total, new = 0, []
-            for v in values:
-                text, hits = self.identifiers.scrub(str(v))
-                total += hits
-                new.append(text)
-            if total:
-                elem.value = new if len(new) > 1 else new[0]
-                self.report.safety_net.append((here, total))
-                self.report.add(here, "C", "safety net: the patient's own identifier removed")
+            if tag not in dataset:
+                continue
+            text = self._text(dataset, tag)
+            if text and ((identifiers is not None and identifiers.search(text)) or removed.found_in(text)):
+                self._net_hit(dataset, tag, here)
+
+    def _net_hit(self, dataset: Dataset, tag: int, here: str) -> None:
+        elem = dataset[tag]
+        if isinstance(elem.value, bytes):  # a private value that cannot be edited as text: removed
+            del dataset[tag]
+            self.report.safety_net.append((here, 1))
+            self.report.add(here, "X", "safety net: kept private value holds an identifier or a removed value")
+            return
+        values = [str(v) for v in elem.value] if isinstance(elem.value, (list, MultiValue)) else [str(elem.value)]
+        same = self.removed.equal_to(values[0]) if len(values) == 1 else None
+        if same is not None:  # the very value the profile removed: the same action here
+            if same.action == "X" or tag >> 16 & 1:
+                del dataset[tag]
+            elif same.action == "Z":
+                dataset[tag] = DataElement(tag, elem.VR, None)
+            else:
+                self._dummy(dataset, tag, elem.VR)
+            self.report.safety_net.append((here, 1))
+            self.report.add(here, "X" if tag >> 16 & 1 else same.action,
+                            f"safety net: the value removed from {same.attribute} ({same.rule})")
+            return
+        new, own, taken = [], 0, []
+        for value in values:
+            text, hits = self.identifiers.scrub(value)
+            text, removals = self.removed.redact(text)
+            own, taken = own + hits, taken + removals
+            new.append(tidy(text) if removals else text)
+        if not own and not taken:
+            return  # matched as raw bytes only (e.g. a character set detail): nothing to cut
+        elem.value = new if len(new) > 1 else new[0]
+        self.report.safety_net.append((here, own + len(taken)))
+        if own:
+            self.report.add(here, "C", "safety net: the patient's own identifier removed")
+        for attribute, rule in sorted({(r.attribute, r.rule) for r in taken}):
+            self.report.add(here, "C", f"safety net: a value removed from {attribute} ({rule}) cut out")
 
     def _pixel_options(self, ds: Dataset) -> None:
         """Pixel options on this instance's pixels; where there are none (or none they handle),
