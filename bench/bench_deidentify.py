@@ -1,19 +1,27 @@
-"""Throughput benchmark: orthanc-gdpr's CLI vs dicognito vs Orthanc's built-in anonymization.
+"""Throughput benchmark: orthanc-gdpr's CLI vs PixelMed vs dicognito (vs Orthanc's built-in
+anonymization, on request).
 
 Run on demand (not part of pytest)::
 
-    .venv/bin/python bench/bench_deidentify.py [--instances 1000] [--cache DIR] [--runs N]
-                                               [--skip-orthanc] [--skip-dicognito]
+    .venv/bin/python bench/bench_deidentify.py [--instances 1000] [--sizes 128,512] [--runs 3]
+                                               [--cache DIR] [--orthanc] [--skip-dicognito]
+                                               [--skip-pixelmed]
 
-It generates (once, cached) uncompressed 512x512 CT instances with realistic headers (several
-patients, studies and series, a few sequences, private attributes), then times, in one run:
+It generates (once, cached) uncompressed CT instances with realistic headers (several patients,
+studies and series, a few sequences, private attributes), 128x128 and 512x512, then times, in
+one round per size:
 
 (a) ``orthanc-gdpr deidentify --profile basic`` (process start-up included),
-(b) dicognito's command line (``python -m dicognito --output-directory``),
-(c) Orthanc's built-in ``POST /studies/{id}/anonymize`` (synchronous) plus downloading each new
-    study as a ZIP archive, on a temporary loopback-only Orthanc (upload beforehand, untimed).
+(b) PixelMed's ``com.pixelmed.apps.DeidentifyAndRedact`` (Debian ``libpixelmed-java``, run by
+    the Debian ``java``; an empty redaction control file: de-identification only, JVM start-up
+    included). Without the Debian package, the jar is fetched once with ``apt-get download``
+    into the cache directory (its dependencies must be installed: see bench/README.md),
+(c) dicognito's command line (``python -m dicognito --output-directory``),
+(d) with ``--orthanc``: Orthanc's built-in ``POST /studies/{id}/anonymize`` (synchronous) plus
+    downloading each new study as a ZIP archive, on a temporary loopback-only Orthanc.
 
-and prints files/s for each and our speed ratio to each.
+and prints files/s for each, our speed ratio to each, medians over the rounds, and the load
+average (the machine may be shared: say so next to every figure).
 """
 
 from __future__ import annotations
@@ -95,7 +103,7 @@ def _instance(patient: tuple[str, str, str], study: dict, series: dict, number: 
     ds.SliceLocation = -1.25 * number
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = ds.Columns = 512
+    ds.Rows = ds.Columns = int((len(pixels) // 2) ** 0.5)  # 16-bit square images
     ds.PixelSpacing = [0.976, 0.976]
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 1
     ds.WindowCenter, ds.WindowWidth = "40", "400"
@@ -122,15 +130,16 @@ def _instance(patient: tuple[str, str, str], study: dict, series: dict, number: 
     return ds
 
 
-def generate(directory: Path, count: int) -> list[Path]:
-    """Write ``count`` CT instances under ``directory`` (reused when already there)."""
+def generate(directory: Path, count: int, side: int = 512) -> list[Path]:
+    """Write ``count`` CT instances of ``side`` x ``side`` pixels under ``directory`` (reused
+    when already there)."""
     marker = directory / f".complete-{count}"
     if marker.exists():
         return sorted(directory.rglob("*.dcm"))
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     rng = np.random.default_rng(1)
-    pixels = [rng.integers(-1024, 2000, (512, 512), dtype=np.int16).tobytes() for _ in range(4)]
+    pixels = [rng.integers(-1024, 2000, (side, side), dtype=np.int16).tobytes() for _ in range(4)]
     series_count = len(PATIENTS) * STUDIES_PER_PATIENT * SERIES_PER_STUDY
     per_series = -(-count // series_count)
     written = 0
@@ -177,6 +186,32 @@ def bench_ours(corpus: Path, work: Path) -> Timing:
     key.write_text(os.urandom(32).hex())
     return _timed([str(VENV_BIN / "orthanc-gdpr"), "deidentify", "--profile", "basic", "--quiet",
                    "--key-file", str(key), str(corpus), str(work / "ours")])
+
+
+PIXELMED_MAIN = "com.pixelmed.apps.DeidentifyAndRedact"
+PIXELMED_DEBIAN_JAR = Path("/usr/share/java/pixelmed.jar")
+
+
+def pixelmed_jar(cache: Path) -> Path:
+    """The Debian package's jar, else one fetched with ``apt-get download`` into ``cache``."""
+    if PIXELMED_DEBIAN_JAR.is_file():
+        return PIXELMED_DEBIAN_JAR
+    fetched = cache / "pixelmed" / "usr" / "share" / "java" / "pixelmed.jar"
+    if not fetched.is_file():
+        download = cache / "pixelmed-deb"
+        download.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["apt-get", "download", "libpixelmed-java"], cwd=download, check=True)
+        deb = next(download.glob("libpixelmed-java_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(cache / "pixelmed")], check=True)
+    return fetched
+
+
+def bench_pixelmed(corpus: Path, work: Path, jar: Path) -> Timing:
+    """DeidentifyAndRedact with an empty redaction control file: de-identification only."""
+    control = work / "no-redaction.txt"
+    control.write_text("")
+    (work / "pixelmed").mkdir()
+    return _timed(["java", "-cp", str(jar), PIXELMED_MAIN, str(corpus), str(work / "pixelmed"), str(control)])
 
 
 def bench_dicognito(corpus: Path, work: Path) -> Timing:
@@ -241,48 +276,61 @@ def _median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def _round(corpus: Path, files: list[Path], args: argparse.Namespace, jar: Path | None) -> dict[str, Timing]:
+    timings: dict[str, Timing] = {}
+    with tempfile.TemporaryDirectory(prefix="orthanc-gdpr-bench-", dir=SCRATCH) as tmp:
+        work = Path(tmp)
+        timings["orthanc-gdpr"] = bench_ours(corpus, work)
+        if jar is not None:
+            timings["PixelMed DeidentifyAndRedact"] = bench_pixelmed(corpus, work, jar)
+        if not args.skip_dicognito:
+            timings["dicognito"] = bench_dicognito(corpus, work)
+        if args.orthanc:
+            timings["Orthanc 1.10 anonymize"] = bench_orthanc(files, work)
+    return timings
+
+
+def _report(n: int, rounds: list[dict[str, Timing]], loads: list[tuple[float, float]]) -> None:
+    low, high = min(min(pair) for pair in loads), max(max(pair) for pair in loads)
+    print(f"  medians of {len(rounds)} round(s) [min-max], 1-minute load average {low:.1f}-{high:.1f} "
+          f"on {os.cpu_count()} cores (shared machine: wall clock moves with other load)")
+    for name in rounds[0]:
+        speeds = [n / r[name][0] for r in rounds]
+        cpus = [1000 * r[name][1] / n for r in rounds]
+        line = (f"  {name:30} {_median(speeds):7.0f} files/s [{min(speeds):.0f}-{max(speeds):.0f}]  "
+                f"{_median(cpus):5.1f} ms CPU/file [{min(cpus):.1f}-{max(cpus):.1f}]")
+        if name != "orthanc-gdpr":
+            ratios = [r[name][0] / r["orthanc-gdpr"][0] for r in rounds]
+            line += f"   ours: {_median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
+        print(line, flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--instances", type=int, default=1000)
+    parser.add_argument("--sizes", default="128,512", help="image sides to run, comma-separated (default: 128,512)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--runs", type=int, default=1,
+    parser.add_argument("--runs", type=int, default=3,
                         help="rounds of all tools, one after the other (ratios are taken within a round)")
-    parser.add_argument("--skip-orthanc", action="store_true")
+    parser.add_argument("--orthanc", action="store_true", help="also time Orthanc's built-in anonymization (slow)")
     parser.add_argument("--skip-dicognito", action="store_true")
+    parser.add_argument("--skip-pixelmed", action="store_true")
     args = parser.parse_args()
-    files = generate(args.cache, args.instances)
-    n = len(files)
-    print(f"corpus: {n} CT instances 512x512 in {args.cache} ({sum(f.stat().st_size for f in files) >> 20} MiB)")
-    rounds: list[dict[str, Timing]] = []
-    for run in range(args.runs):
-        load = f"{os.getloadavg()[0]:.2f}"
-        timings: dict[str, Timing] = {}
-        with tempfile.TemporaryDirectory(prefix="orthanc-gdpr-bench-", dir=SCRATCH) as tmp:
-            work = Path(tmp)
-            timings["orthanc-gdpr"] = bench_ours(args.cache, work)
-            if not args.skip_dicognito:
-                timings["dicognito"] = bench_dicognito(args.cache, work)
-            if not args.skip_orthanc:
-                timings["Orthanc 1.10 anonymize"] = bench_orthanc(files, work)
-        rounds.append(timings)
-        ours = n / timings["orthanc-gdpr"][0]
-        heading = f"run {run + 1} of {args.runs}: " if args.runs > 1 else ""
-        print(f"{heading}load average before/after: {load} / {os.getloadavg()[0]:.2f} "
-              "(2 cores: other load skews wall time)")
-        for name, (wall, cpu) in timings.items():
-            ratio = "" if name == "orthanc-gdpr" else f"   ours is {ours / (n / wall):.1f}x faster"
-            print(f"{name:24} {n / wall:8.0f} files/s  {1000 * cpu / n:6.1f} ms CPU/file{ratio}")
-    if args.runs > 1:
-        print(f"over {args.runs} runs (median [min-max]):")
-        for name in rounds[0]:
-            speeds = [n / r[name][0] for r in rounds]
-            cpus = [1000 * r[name][1] / n for r in rounds]
-            line = (f"{name:24} {_median(speeds):8.0f} files/s [{min(speeds):.0f}-{max(speeds):.0f}]  "
-                    f"{_median(cpus):6.1f} ms CPU/file [{min(cpus):.1f}-{max(cpus):.1f}]")
-            if name != "orthanc-gdpr":
-                ratios = [r[name][0] / r["orthanc-gdpr"][0] for r in rounds]
-                line += f"   ours is {_median(ratios):.1f}x faster [{min(ratios):.1f}-{max(ratios):.1f}]"
-            print(line)
+    jar = None if args.skip_pixelmed else pixelmed_jar(args.cache)
+    for side in (int(s) for s in args.sizes.split(",")):
+        corpus = args.cache / f"ct{side}"
+        files = generate(corpus, args.instances, side)
+        n = len(files)
+        print(f"corpus: {n} CT instances {side}x{side} in {corpus} ({sum(f.stat().st_size for f in files) >> 20} MiB)")
+        rounds, loads = [], []
+        for run in range(args.runs):
+            before = os.getloadavg()[0]
+            rounds.append(_round(corpus, files, args, jar))
+            loads.append((before, os.getloadavg()[0]))
+            print(f"  round {run + 1}: " + ", ".join(f"{name} {n / wall:.0f} files/s" for name, (wall, _) in
+                                                     rounds[-1].items()) + f"; load {before:.1f}/{loads[-1][1]:.1f}",
+                  flush=True)
+        _report(n, rounds, loads)
     return 0
 
 

@@ -184,12 +184,14 @@ class _Instance:
         Only candidate elements are decoded: the others stay raw (and are written back as read).
         """
         table = self.engine.table
-        for tag in ds.keys():  # pydicom's own BaseTag keys: found by identity, no Tag() per access
+        for tag, elem in ds._dict.items():  # pydicom's own BaseTag keys: no Tag() per access
+            vr = elem.VR  # as the file states it: the common case decides without a look-up
+            if vr is None or vr == "UN":
+                vr = _vr(ds, tag)
+            if vr != "PN" and tag not in IDENTIFYING_TAGS and tag != PATIENT_BIRTH_DATE or vr == "SQ":
+                continue
             rule = table.lookup(tag)
             if rule is not None and rule.action == "K":
-                continue
-            vr = _vr(ds, tag)
-            if vr != "PN" and tag not in IDENTIFYING_TAGS and tag != PATIENT_BIRTH_DATE or vr == "SQ":
                 continue
             value = ds[tag].value
             if not value:
