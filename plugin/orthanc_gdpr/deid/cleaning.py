@@ -42,6 +42,13 @@ _GENERIC_PATTERNS = re.compile(
 _SPACES = re.compile(r"\s{2,}")
 
 
+def whole_words(phrases: Iterable[str]) -> re.Pattern:
+    """One case-insensitive pattern matching any of ``phrases`` as whole words (longest first,
+    never inside a longer word)."""
+    alternatives = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+    return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
+
+
 def tidy(text: str) -> str:
     return _SPACES.sub(" ", text).strip(" ,;:-/")
 
@@ -86,8 +93,7 @@ class Identifiers:
     @property
     def regex(self) -> re.Pattern | None:
         if self._regex is None and self._tokens:
-            alternatives = "|".join(re.escape(t) for t in sorted(self._tokens, key=len, reverse=True))
-            self._regex = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
+            self._regex = whole_words(self._tokens)
         return self._regex
 
     def scrub(self, text: str) -> tuple[str, int]:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .cleaning import whole_words
+
 #: Shortest removed value (in characters, padding stripped) that is hunted in kept text.
 MIN_LENGTH = 6
 
@@ -59,8 +61,7 @@ class RemovedValues:
     @property
     def regex(self) -> re.Pattern | None:
         if self._regex is None and self._by_value:
-            alternatives = "|".join(re.escape(v) for v in sorted(self._by_value, key=len, reverse=True))
-            self._regex = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
+            self._regex = whole_words(self._by_value)
         return self._regex
 
     def found_in(self, text: str) -> bool:
