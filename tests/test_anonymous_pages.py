@@ -78,3 +78,29 @@ def test_reviewer_exports_anonymous_slices_from_the_review_page(app, study, brow
         browser.driver.get(link)
         browser.check("download-taken")
         assert "Download not found" in browser.text()
+
+
+def test_dpo_reads_the_anonymity_report_in_the_browser(orthanc, tmp_path, browser):
+    app = create_app(Settings(data_dir=tmp_path / "service", orthanc_url=orthanc.url,
+                              orthanc_username=orthanc.username, orthanc_password=orthanc.password,
+                              staff_users={"dora": ("dora-pw-1", "dpo")}, worker=False))
+    with LiveService(app) as url:
+        chain.append(app.state.db, "anonymity.decision", actor="rita", criterion=2,
+                     classification="anonymous-slices", decided_by="rita", clinician=CLINICIAN,
+                     statement=STATEMENT, rationale="2 of 60 slices of one series", source_series=["s-1"],
+                     outputs=[{"file": "a.png", "sha256": "ab" * 32}], limits={"max_slices_per_series": 5})
+        chain.append(app.state.db, "release.approved", actor="rita", study="st-1", profile="research",
+                     classification="anonymous-aggregate")
+        browser.base = url
+        browser.sign_in("dora", "dora-pw-1")
+        browser.visit("/ui/anonymity", "report")
+        decisions = browser.driver.find_element("id", "decision-table").text
+        assert CLINICIAN in decisions and "anonymous-slices (criterion 2)" in decisions and "ab" * 32 in decisions
+        others = browser.driver.find_element("id", "other-table").text
+        assert "pseudonymised" in others and "recorded as anonymous-aggregate" in others
+        browser.visit("/ui/anonymity?since=2026-13-01", "bad-date")
+        assert "Enter the first day as a date" in browser.driver.find_element("css selector", ".error-summary").text
+        cookies = {c["name"]: c["value"] for c in browser.driver.get_cookies()}
+        csv_text = requests.get(f"{url}/ui/anonymity/report.csv", cookies=cookies, timeout=30).text
+        assert csv_text.startswith("when,audit_seq,classification") and CLINICIAN in csv_text
+        assert [r for r in chain.records(app.state.db) if r["event"] == "anonymity.report"]

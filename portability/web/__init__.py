@@ -70,14 +70,15 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from . import anonymous, login, releases, studies
+from . import anonymity, anonymous, login, releases, studies
 from .desk import access, audit, cases, consent, decisions, flags, notices, users
 from .pages import HERE, error_page, install_error_pages
 from .protection import Protection
 
 #: Every router of the workspace (each module a page group of its own).
-PAGE_ROUTERS = [login.router, studies.router, releases.router, anonymous.router, cases.router, access.router,
-                decisions.router, notices.router, flags.router, consent.router, audit.router, users.router]
+PAGE_ROUTERS = [login.router, studies.router, releases.router, anonymous.router, anonymity.router, cases.router,
+                access.router, decisions.router, notices.router, flags.router, consent.router, audit.router,
+                users.router]
 
 
 def install(app: FastAPI) -> None:
