@@ -92,3 +92,17 @@ def test_a_patients_consents_export_as_fhir_r5_from_the_page(rights_db, tmp_path
         r = c.post("/ui/desk/consent/patient", data={"csrf_token": csrf(page), "lookup_patient_id": "FHIR-1",
                                                      "format": "page"})
         assert "FHIR-1" in r.text and "signed on screen" in r.text and "FHIR-1" not in str(r.url)
+
+
+def test_the_signing_screen_speaks_the_forms_language_and_hides_the_staff_workspace(rights_db, tmp_path):
+    with client_for(None, rights_db, tmp_path) as c:
+        form = c.post("/api/consent-forms", headers=DPO, json={
+            **FORM, "language": "de", "title": "Forschung mit Ihren Bildern",
+            "text": "Ich bin einverstanden, dass meine Bilder ohne Namen für die Forschung genutzt werden."}).json()
+        page = signed_in(c).get("/ui/desk/consent").text
+        r = c.post("/ui/desk/consent/signings", data={"csrf_token": csrf(page), "form_token": form_token(page),
+                                                      "form_id": str(form["id"]), "patient_id": "DE-1"})
+        assert '<html lang="de">' in r.text and "Unterschreiben" in r.text and "Ablehnen" in r.text
+        assert "Rights desk" not in r.text and "Sign out" not in r.text and "/ui/desk/audit" not in r.text
+        r = c.post(r.url.path + "/sign", data={"csrf_token": csrf(page), "signature": ""})
+        assert r.status_code == 422 and "Das Unterschriftsfeld ist leer" in r.text

@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from ... import consent_forms as forms
 from ... import signatures
 from ...auth import Staff, has_role
+from ...i18n import LANGUAGES, translator
 from ...routers import consent_forms as api
 from ...routers import consents as registry
 from ..session import web_user
@@ -70,9 +71,14 @@ def prepare(request: Request, data: dict = Depends(form_data), staff: Staff = De
 
 
 def _signing_page(request: Request, signing_id: int, errors=None, status=None):
+    """While pending, the page is the patient's (kiosk: no staff navigation), in the form's language."""
     row, form, consent = forms.get_signing(request.app.state.db, signing_id)
+    lang = form.language[:2] if form.language[:2] in LANGUAGES else "en"
+    t = translator(lang, "consent")
+    errors = [(f, t("consent.empty") if m == "empty" else m) for f, m in errors or []]
     return page(request, "desk/signing.html", status=status, errors=errors, signing=row, form=form, consent=consent,
-                consent_state=registry.consent_status(consent) if consent else None)
+                consent_state=registry.consent_status(consent) if consent else None, kiosk=row.status == "pending",
+                t=t, issuer=request.app.state.settings.issuer)
 
 
 @router.get("/signings/{signing_id}")
@@ -86,7 +92,8 @@ def sign(request: Request, signing_id: int, data: dict = Depends(form_data), sta
     _, errors = attempt(lambda: forms.sign(request.app.state.db, signing_id, data.get("signature", ""),
                                            by=staff.name, issuer_label=settings.issuer), "signature")
     if errors:
-        return _signing_page(request, signing_id, [("signature", errors[0][1].capitalize())])
+        return _signing_page(request, signing_id, [("signature", "empty" if "empty" in errors[0][1]
+                                                    else errors[0][1].capitalize())])
     return RedirectResponse(f"/ui/desk/consent/signings/{signing_id}", status_code=303)
 
 
