@@ -8,7 +8,7 @@ imports of the plugin's sound records, rights jobs and breach queries go on).
 
 Answer of :func:`verify_whole`::
 
-    {"intact": bool,
+    {"intact": bool, "entries": N (records in the store),
      "first_break": {"source": "store"|"plugin-log", "seq": .., "line": .., "reason": ..} | None,
      "store": {"entries": N, "intact": bool, "breaks": [...]},
      "plugin_log": {"path": ..., "records": N, "intact": bool, "breaks": [...]} | None,
@@ -72,6 +72,6 @@ def verify_whole(db, plugin_log: Path | None, actor: str) -> dict:
     incidents = [raise_incident(db, b, actor) for b in every]
     with db.session() as s:
         entries = s.scalar(select(func.count()).select_from(AuditEvent))
-    return {"intact": not every, "first_break": every[0] if every else None,
+    return {"intact": not every, "first_break": every[0] if every else None, "entries": entries,
             "store": {"entries": entries, "intact": not store, "breaks": store},
             "plugin_log": plugin, "incidents": sorted(set(incidents))}

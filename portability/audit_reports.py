@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from . import chain
+from . import audit, chain
 from .fhir_ids import urn_uuid
 from .models import Erasure, Rectification
 
@@ -62,7 +62,7 @@ def audit_event(record: dict) -> dict:
         agents.append({"type": {"coding": [{"system": DCM, "code": "110152", "display": "Destination Role ID"}]},
                        "who": {"display": str(destination)}, "requestor": False})
     entities = []
-    patient = f.get("patient_id") or f.get("patient")
+    patient = f.get("patient_id") or f.get("patient") or f.get("patient_pseudonym")
     if patient:
         entities.append({"what": {"identifier": {"value": str(patient)}},
                          "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1",
@@ -106,7 +106,7 @@ def audit_event(record: dict) -> dict:
 
 def export_bundle(db, since: datetime | None = None, until: datetime | None = None,
                   events: set[str] | None = None) -> dict:
-    recs = [r for r in chain.records(db, since, until) if not events or r["event"] in events]
+    recs = [audit.readable(db, r) for r in chain.records(db, since, until) if not events or r["event"] in events]
     return {"resourceType": "Bundle", "type": "collection", "total": len(recs),
             "entry": [{"fullUrl": urn_uuid("audit", r["hash"]), "resource": audit_event(r)} for r in recs]}
 

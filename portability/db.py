@@ -24,6 +24,7 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
             cur.close()
 
         return engine
@@ -76,6 +77,15 @@ class Database:
             except BaseException:
                 s.rollback()
                 raise
+
+    def compact(self) -> None:
+        """After an erasure: make deleted data leave the files. SQLite (``secure_delete`` on) copies
+        the write-ahead log into the database and truncates it, so no older page image survives.
+        PostgreSQL keeps dead row versions until ``VACUUM`` (see ``docs/ERASURE.md``), which cannot
+        run inside the service's transactions: it is left to the operator's maintenance."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as c:
+                c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def dispose(self) -> None:
         self.engine.dispose()

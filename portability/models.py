@@ -8,7 +8,7 @@ from __future__ import annotations
 import calendar
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -189,9 +189,12 @@ class Rectification(Base):
 
 
 class Erasure(Base):
+    """An erasure request. While it is open it names the patient (to find the data); once carried
+    out, only by ``patient_pseudonym`` (``portability.patient_keys``)."""
     __tablename__ = "erasures"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_pseudonym: Mapped[str | None] = mapped_column(String(64))
     patient_id: Mapped[str] = mapped_column(String(128))
     issuer: Mapped[str] = mapped_column(String(128), default="")
     orthanc_patient_id: Mapped[str | None] = mapped_column(String(64))
@@ -377,3 +380,21 @@ class Release(Base):
     audit_hash: Mapped[str | None] = mapped_column(String(64))
     void_reason: Mapped[str | None] = mapped_column(Text)
     voided_at: Mapped[datetime | None]
+
+
+class PseudonymSecret(Base):
+    """One row (id 1): the secret of the keyed patient pseudonyms (``portability.patient_keys``)."""
+    __tablename__ = "pseudonym_secret"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PatientKey(Base):
+    """A patient's key for sealed record fields; ``key`` NULL once shredded by an erasure."""
+    __tablename__ = "patient_keys"
+
+    pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    shredded_at: Mapped[datetime | None]

@@ -87,6 +87,14 @@ class OrthancClient:
             raise OrthancError(f"POST {path} -> {r.status_code}: {r.text[:300]}")
         return r.json()
 
+    def reconstruct(self, level: str, orthanc_id: str) -> None:
+        """Have Orthanc re-read the stored files of a resource and rebuild what its index keeps
+        about it and its children (main DICOM tags, JSON summaries): ``POST /{level}/{id}/reconstruct``.
+        Needed after a study-level modify, which leaves the patient's index entry as it was."""
+        r = self._request("POST", f"/{level}/{orthanc_id}/reconstruct", json={})
+        if r.status_code >= 400:
+            raise OrthancError(f"POST /{level}/.../reconstruct -> {r.status_code}: {r.text[:300]}")
+
     def system(self) -> dict:
         return self.get_json("/system")
 

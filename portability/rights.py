@@ -10,6 +10,12 @@ Rectification in Orthanc (1.10 checked): per study ``POST /studies/{id}/modify``
 With ``uid_policy`` ``keep`` (allowed when the PatientID changes) ``POST /patients/{id}/modify``
 keeps every UID. (Orthanc refuses to store a modified instance under an unchanged Orthanc id, so
 keeping UIDs with an unchanged PatientID is refused up front.)
+
+A study-level modify leaves Orthanc's patient entry (its index row and main DICOM tags) as the
+first instance of the patient made it: the patient resource would still show the old name, and a
+patient-level ``/tools/find`` on the new name would find nothing. After the modify, each patient
+holding the corrected studies is rebuilt from its (corrected) files with ``POST
+/patients/{id}/reconstruct``; the job then checks patient, study, series and instance level.
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from . import audit, notices
+from . import audit, forgetting, notices, patient_keys
 from .disclosures import DOWNLOAD, ROUTE, disclosures_for
 from .errors import Conflict, ServiceError
 from .jobs import Lease, LeasedQueue, LeaseWorker
@@ -111,15 +117,16 @@ def tag_value(tags: dict, attribute: str) -> str:
 
 
 # ----------------------------------------------------------------------------- patient locks
-def patient_key(patient_id: str, issuer: str) -> str:
-    return f"{issuer or ''}|{patient_id}"
+def patient_key(s, patient_id: str, issuer: str) -> str:
+    """The lock's key: the patient's keyed pseudonym (a lock row never names the patient)."""
+    return patient_keys.pseudonym_in(s, patient_id, issuer)
 
 
 def take_lock(s, patient_id: str, issuer: str, holder: str) -> None:
     """One open rectification or erasure per patient; the primary key makes racing inserts fail."""
     from sqlalchemy.exc import IntegrityError
 
-    key = patient_key(patient_id, issuer)
+    key = patient_key(s, patient_id, issuer)
     existing = s.get(PatientLock, key)
     if existing is not None:
         raise Conflict(f"{existing.holder} for this patient is still open; one at a time")
@@ -132,7 +139,7 @@ def take_lock(s, patient_id: str, issuer: str, holder: str) -> None:
 
 def release_lock(db, patient_id: str, issuer: str, holder: str) -> None:
     with db.session() as s:
-        lock = s.get(PatientLock, patient_key(patient_id, issuer))
+        lock = s.get(PatientLock, patient_key(s, patient_id, issuer))
         if lock is not None and lock.holder == holder:
             s.delete(lock)
 
@@ -430,6 +437,16 @@ def apply_rectification(db, settings, client, rect_id: int) -> None:
                              {"Replace": modify, "Force": True, "KeepSource": False})
         for st in plan["studies"]:
             new_studies += client.find_studies(st["uid"])
+    # Orthanc's index keeps the patient-level tags it first saw (a study-level modify leaves them):
+    # rebuild them from the corrected files, so that the patient resource and patient-level finds
+    # answer with the new values too.
+    patients = sorted({client.get_json(f"/studies/{sid}")["ParentPatient"] for sid in new_studies})
+    for orthanc_patient in patients:
+        client.reconstruct("patients", orthanc_patient)
+        kept = client.get_json(f"/patients/{orthanc_patient}").get("MainDicomTags", {})
+        stale = [a for a, v in replace.items() if a in kept and kept[a] != v]
+        if stale:
+            raise Retryable(f"Orthanc's patient entry still holds the old {', '.join(stale)}")
     # Verify: every corrected instance carries the new values; no instance of the plan is left with the old ones.
     count = 0
     for sid in new_studies:
@@ -480,14 +497,6 @@ def pseudonyms_of(settings, client, plan: dict, profiles: set[str]) -> list[tupl
     return out
 
 
-def forget_signatures(s, patient_id: str, issuer: str, erasure_id: int) -> None:
-    """The patient's consents signed on screen lose the signature (biometric strokes) and the
-    document naming the patient; the row keeps its form, decision and dates, under the erasure."""
-    for row in s.scalars(select(ConsentSigning).where(ConsentSigning.patient_id == patient_id,
-                                                      ConsentSigning.issuer == issuer)):
-        row.patient_id, row.issuer, row.signature, row.fhir = f"erased:{erasure_id}", "", None, None
-
-
 def apply_erasure(db, settings, client, erasure_id: int) -> None:
     with db.session() as s:
         e = s.get(Erasure, erasure_id)
@@ -523,24 +532,22 @@ def apply_erasure(db, settings, client, erasure_id: int) -> None:
         for pseudonym, profile in plan.get("pseudonyms", []):
             if pseudonym not in known:
                 s.add(ErasedPseudonym(pseudonym=pseudonym, profile=profile, erasure_id=erasure_id))
-        # Linkage the service kept: the patient's identifiers on its own request rows.
-        for req in s.scalars(select(PortabilityRequest).where(PortabilityRequest.orthanc_patient_id == plan["patient"])):
-            req.patient_id, req.issuer, req.orthanc_patient_id = None, None, None
-        forget_signatures(s, pid, issuer, erasure_id)
+    # The record of the erasure is sealed under the patient's key like every other record of the
+    # patient; then the key is shredded, the working records go, and the files are compacted.
     audit.record("erasure.done", erasure_id=erasure_id, patient_id=pid, issuer=issuer,
                  studies=[st["uid"] for st in plan["studies"]],
                  pseudonyms_listed=len(plan.get("pseudonyms", [])),
                  notices=[{k: n[k] for k in ("recipient", "action", "status")} for n in notices])
+    ref = patient_keys.shred(db, pid, issuer)
+    forgotten = forgetting.forget_patient(db, pid, issuer, plan["patient"], ref, keep_erasure=erasure_id)
     with db.session() as s:
         e = s.get(Erasure, erasure_id)
-        p = dict(e.plan)
-        p.pop("identity", None)
-        p.pop("deidentified", None)
-        e.plan = p
         e.status, e.erased_at = "erased", utcnow()
-        e.result = {"studies_deleted": len(plan["studies"]), "notices": notices,
+        e.result = {"studies_deleted": len(plan["studies"]), "notices": notices, "service_records_deleted": forgotten,
                     "pseudonyms_listed": [ps for ps, _ in plan.get("pseudonyms", [])]}
     release_lock(db, pid, issuer, f"erasure #{erasure_id}")
+    audit.record("erasure.forgotten", erasure_id=erasure_id, patient_pseudonym=ref, key="shredded", **forgotten)
+    db.compact()
 
 
 # ----------------------------------------------------------------------------- the job queue

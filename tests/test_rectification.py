@@ -25,6 +25,38 @@ def instances_tags(orthanc) -> list[dict]:
     return [orthanc.get_json(f"/instances/{i}/simplified-tags") for i in orthanc.get_json("/instances")]
 
 
+def every_answer(orthanc) -> str:
+    """What Orthanc answers about every resource, at every level (index entries and file tags)."""
+    answers = [orthanc.get(f"/{level}", params={"expand": 1}).text for level in ("patients", "studies", "series", "instances")]
+    for i in orthanc.get_json("/instances"):
+        answers += [orthanc.get(f"/instances/{i}/tags").text, orthanc.get(f"/instances/{i}/header").text]
+    for p in orthanc.get_json("/patients"):
+        answers += [orthanc.get(f"/patients/{p}/shared-tags").text, orthanc.get(f"/patients/{p}/module").text]
+    return "\n".join(answers)
+
+
+def assert_every_level_says(orthanc, new: dict, old: dict) -> None:
+    """Patient, study, series and instance level answer with ``new``; a patient-level find on the
+    new values finds the patient; no answer carries an ``old`` value."""
+    (patient,) = orthanc.get_json("/patients")
+    tags = orthanc.get_json(f"/patients/{patient}")["MainDicomTags"]
+    assert {k: tags.get(k) for k in new} == new
+    for study in orthanc.get_json("/studies", params={"expand": 1}):
+        assert {k: study["PatientMainDicomTags"].get(k) for k in new} == new
+    for t in instances_tags(orthanc):
+        assert {k: t.get(k) for k in new} == new
+    for k, v in new.items():
+        assert orthanc.post_json("/tools/find", {"Level": "Patient", "Query": {k: v}}) == [patient], k
+        assert orthanc.post_json("/tools/find", {"Level": "Study", "Query": {k: v}}), k
+    for k, v in old.items():
+        if v:
+            assert orthanc.post_json("/tools/find", {"Level": "Patient", "Query": {k: v}}) == [], k
+    text = every_answer(orthanc)
+    for v in old.values():
+        if v:
+            assert v not in text
+
+
 def storage_files(orthanc) -> list:
     """Orthanc's stored attachments (the DICOM files themselves), not the index database."""
     return [p for p in orthanc.storage_dir.rglob("*") if p.is_file() and not p.name.startswith("index")]
@@ -63,9 +95,10 @@ def test_rectification_journey_corrects_every_instance_and_notifies_the_earlier_
         done = wait_status(c, f"/api/rectifications/{rect['id']}", ("applied", "failed"))
         assert done["status"] == "applied", done
 
-        # Orthanc: the corrected value in every instance, the old one in none (tags and raw files).
+        # Orthanc: the corrected value at every level, the old one in no answer (nor in the raw files).
         tags = instances_tags(orthanc)
         assert len(tags) == 4 and {t["PatientName"] for t in tags} == {NEW}
+        assert_every_level_says(orthanc, {"PatientName": NEW}, {"PatientName": OLD})
         assert old_study not in orthanc.get_json("/studies")
         assert not {t["SOPInstanceUID"] for t in tags} & {str(pydicom.dcmread(io.BytesIO(f)).SOPInstanceUID) for f in files}
         raw = storage_files(orthanc)
@@ -194,6 +227,7 @@ def test_orthanc_down_while_applying_job_retries_and_nothing_is_half_applied(ort
         assert done["status"] == "applied", done
         tags = instances_tags(orthanc)
         assert len(tags) == 4 and {(t["PatientName"], t["PatientBirthDate"]) for t in tags} == {(NEW, "19800229")}
+        assert_every_level_says(orthanc, {"PatientName": NEW, "PatientBirthDate": "19800229"}, {"PatientName": OLD})
         assert len(orthanc.get_json("/studies")) == 1 and len(orthanc.get_json("/patients")) == 1
         events = [e["event"] for e in c.get("/api/audit/records", headers=DPO).json()]
         assert events.count("rectification.retry") >= 2 and events.count("rectification.applied") == 1

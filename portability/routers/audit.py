@@ -19,11 +19,10 @@ from .deps import db as get_db
 router = APIRouter(tags=["audit"])
 
 
-def _out(e: AuditEvent) -> AuditOut:
+def _out(db, e: AuditEvent) -> AuditOut:
     o = AuditOut.model_validate(e)
     if e.record:
-        rec = json.loads(e.record)
-        o.fields = chain.fields_of(rec)
+        o.fields = chain.fields_of(audit.readable(db, json.loads(e.record)))
     return o
 
 
@@ -36,14 +35,16 @@ def list_events(request_id: int | None = None, event: str | None = None,
     if event:
         q = q.where(AuditEvent.event == event)
     with db.session() as s:
-        return [_out(e) for e in s.scalars(q)]
+        return [_out(db, e) for e in s.scalars(q)]
 
 
 @router.get("/api/audit/records")
 def list_records(event: str | None = None, source: str | None = None, staff: Staff = Depends(require("dpo")),
                  db=Depends(get_db)) -> list[dict]:
-    """The chain records themselves (service and imported plugin records)."""
-    return [r for r in chain.records(db) if (not event or r["event"] == event) and (not source or r["source"] == source)]
+    """The chain records themselves (service and imported plugin records), sealed patient fields
+    opened while the patient's key exists (``"erased": true`` once it was shredded)."""
+    return [audit.readable(db, r) for r in chain.records(db)
+            if (not event or r["event"] == event) and (not source or r["source"] == source)]
 
 
 @router.get("/api/audit/verify")

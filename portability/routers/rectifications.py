@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from .. import audit, rights
+from .. import audit, patient_keys, rights
 from ..auth import Staff, patient_token_hash, require, same_patient_or_403, staff_or_patient
 from ..errors import Conflict, NotFound
 from ..models import Erasure, PatientToken, Rectification, RightsJob, aware, utcnow
@@ -74,7 +74,8 @@ class RectificationOut(BaseModel):
 class ErasureOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
-    patient_id: str
+    patient_id: str = Field(..., description="empty once the erasure is carried out")
+    patient_pseudonym: str | None = Field(None, description="the keyed pseudonym that names the patient for good")
     issuer: str
     orthanc_patient_id: str | None
     grounds: str | None
@@ -219,7 +220,7 @@ def decide_rectification(rect_id: int, body: Decision, request: Request, staff: 
     else:
         rights.release_lock(db, pid, issuer, f"rectification #{rect_id}")
     audit.record("rectification.approved" if body.approve else "rectification.rejected", actor=staff.name,
-                 rectification_id=rect_id, reason=body.reason)
+                 rectification_id=rect_id, reason=body.reason, patient_id=pid, issuer=issuer)
     with db.session() as s:
         return _out(s, s.get(Rectification, rect_id))
 
@@ -261,6 +262,7 @@ def create_erasure(body: ErasureCreate, request: Request, who: Staff = Depends(s
     patient = request.app.state.make_client().resolve_patient(body.patient_id)  # 404 unknown-patient
     with db.session() as s:
         e = Erasure(patient_id=body.patient_id, issuer=body.issuer, orthanc_patient_id=patient["ID"],
+                    patient_pseudonym=patient_keys.pseudonym_in(s, body.patient_id, body.issuer),
                     grounds=body.grounds, status="requested", requested_by=who.name)
         s.add(e)
         s.flush()
@@ -310,7 +312,7 @@ def decide_erasure(erasure_id: int, body: ErasureDecision, request: Request, sta
     else:
         rights.release_lock(db, pid, issuer, f"erasure #{erasure_id}")
     audit.record("erasure.granted" if body.grant else "erasure.refused", actor=staff.name, erasure_id=erasure_id,
-                 reason=body.reason, retention_ground=body.retention_ground,
+                 reason=body.reason, patient_id=pid, issuer=issuer, retention_ground=body.retention_ground,
                  legal_basis=rights.RETENTION_GROUNDS.get(body.retention_ground or ""))
     with db.session() as s:
         return _eout(s, s.get(Erasure, erasure_id))

@@ -47,7 +47,7 @@ def create(body: RequestCreate, request: Request, staff: Staff = Depends(require
         s.flush()
         result = out(req)
     audit.record("request.created", actor=staff.name, request_id=result.id, kind=body.kind,
-                 patient=patient["ID"], studies=body.study_uids)
+                 patient_id=patient_id, issuer=body.issuer, patient=patient["ID"], studies=body.study_uids)
     return result
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta, timezone
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, model_validator
 
-from ... import chain
+from ... import audit, chain
 from ...auth import Staff
 from ...routers import audit as api
 from ..pages import NAV
@@ -99,7 +99,8 @@ def search(request: Request, data: dict = Depends(form_data), staff: Staff = Dep
                       LABELS)
     if errors:
         return _audit_page(request, staff, [(f if f in LABELS else "since", m) for f, m in errors], data)
-    found = [r for r in chain.records(request.app.state.db, q.since, q.until) if _matches(r, q)]
+    db = request.app.state.db
+    found = [r for r in (audit.readable(db, x) for x in chain.records(db, q.since, q.until)) if _matches(r, q)]
     api.audit.record("audit.searched", actor=staff.name, matches=len(found), event_searched=q.event, user=q.user,
                      patient_id=q.patient, since=q.since, until=q.until)
     rows = [{"seq": r["seq"], "when": chain.effective_ts(r), "event": r["event"], "actor": r.get("actor", ""),
