@@ -30,8 +30,7 @@ from . import audit, forgetting, notices, patient_keys
 from .disclosures import DOWNLOAD, ROUTE, disclosures_for
 from .errors import Conflict, ServiceError
 from .jobs import Lease, LeasedQueue, LeaseWorker
-from .models import (ConsentSigning, ErasedPseudonym, Erasure, PatientLock, PortabilityRequest, Rectification,
-                     RightsJob, utcnow)
+from .models import ErasedPseudonym, Erasure, PatientLock, Rectification, RightsJob, utcnow
 from .orthanc import OrthancError, PatientNotFound
 
 log = logging.getLogger("portability.rights")
