@@ -127,6 +127,17 @@ def test_full_journey_request_to_audited_ranged_download(orthanc, service):
         assert client.get("/audit", headers=STAFF).status_code == 403  # DPO only
 
 
+def test_preferred_language_is_kept_and_an_unknown_one_refused(orthanc, service):
+    orthanc.upload(make_ct_study(1, patient_id="SVC-L", series=1)[0])
+    with service() as client:
+        r = client.post("/requests", json={"patient_id": "SVC-L", "language": "pl"}, headers=STAFF)
+        assert r.status_code == 201 and r.json()["language"] == "pl"
+        assert client.get(f"/requests/{r.json()['id']}", headers=STAFF).json()["language"] == "pl"
+        bad = client.post("/requests", json={"patient_id": "SVC-L", "language": "xq"}, headers=STAFF)
+        assert bad.status_code == 422 and "language" in bad.text and "must be one of en, de" in bad.text
+        assert "xq" not in bad.text
+
+
 def test_requests_near_or_past_due_are_listed(orthanc, service):
     for data in make_ct_study(1, patient_id="DUE-1"):
         orthanc.upload(data)
