@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 from .pages import e, page, series_caption
 
-WINDOWS = ("default", "lung", "soft-tissue", "bone")
-CT_WINDOWS = WINDOWS
+#: the views of a grey CT image; any other image gets the default one only
+CT_WINDOWS = ("default", "lung", "soft-tissue", "bone")
 LETTER = {"default": "D", "lung": "L", "soft-tissue": "S", "bone": "B"}
 LABEL = {"default": "window.default", "lung": "window.lung", "soft-tissue": "window.soft_tissue",
          "bone": "window.bone"}
@@ -56,7 +56,7 @@ class Rendered:
     height: int
 
 
-_luts: dict[tuple, object] = {}  # (pixel dtype, Modality LUT, photometric, window) -> 8-bit table
+_luts: dict[tuple, object] = {}  # (pixel dtype, rescale, photometric, window) -> 8-bit table
 
 
 def _lut(ds, dtype, window):
@@ -67,14 +67,15 @@ def _lut(ds, dtype, window):
     from orthanc_gdpr.pixels.render import to_8bit
 
     key = (dtype.str, str(ds.get("RescaleSlope", 1)), str(ds.get("RescaleIntercept", 0)),
-           "ModalityLUTSequence" in ds, ds.get("PhotometricInterpretation"), window)
+           ds.get("PhotometricInterpretation"), window)
     table = _luts.get(key)
     if table is None:
         values = np.arange(1 << (8 * dtype.itemsize), dtype=np.dtype(f"u{dtype.itemsize}")).view(dtype)
         table = to_8bit(ds, values.reshape(1, -1), window)[0].ravel()
-        if len(_luts) > 256:
-            _luts.clear()
-        _luts[key] = table
+        if "ModalityLUTSequence" not in ds:  # a lookup table of its own: not shared with others
+            if len(_luts) > 256:
+                _luts.clear()
+            _luts[key] = table
     return table
 
 
@@ -152,9 +153,8 @@ class SeriesViewer:
             n = len(self.images) + 1
             self.images.append({"frame": f + 1, "frames": rendered.frames,
                                 "width": rendered.width, "height": rendered.height})
-            for w in self.windows:
-                if w in jpegs:
-                    files.append((f"{self.folder}/{LETTER[w]}{n:05d}.JPG", jpegs[w]))
+            for w in self.windows:  # a preset this instance left out equals its default view
+                files.append((f"{self.folder}/{LETTER[w]}{n:05d}.JPG", jpegs.get(w, jpegs["default"])))
         return files
 
     def first_page(self, window: str) -> str:
