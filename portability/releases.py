@@ -98,6 +98,19 @@ def routing_rules(client: OrthancClient) -> dict[str, dict]:
     return {r["name"]: r for r in doc.get("rules", []) if isinstance(r, dict) and "name" in r}
 
 
+def awaiting_review(client: OrthancClient) -> list[dict]:
+    """Routing jobs waiting for a release decision (the plugin's queue), with the profile their
+    rule sends with; empty when the plugin does not answer."""
+    rules = routing_rules(client)
+    try:
+        jobs = client.get_json("/gdpr/jobs", params={"status": "awaiting-review"})
+    except (OrthancError, LookupError):
+        return []
+    return [{"job": j["id"], "rule": j["rule"], "study": j["resource"], "since": j.get("created"),
+             "profile": rules.get(j["rule"], {}).get("profile"), "reason": j.get("awaiting", "")}
+            for j in jobs if j.get("level") == "studies"]
+
+
 def build_manifest(client: OrthancClient, engines: Engines, profile: str, instances: list[str]) -> ManifestResult:
     """De-identify every instance as the plugin will, and hash each result."""
     engine = engines.engine(profile)

@@ -77,6 +77,9 @@ def test_approval_in_the_browser_releases_exactly_the_reviewed_study_and_rejecti
 
     browser.base = url
     browser.sign_in("rita", "rita-pw-1")
+    browser.visit("/ui/releases", "waiting-for-review")
+    links = browser.driver.find_elements("partial link text", "Review job")
+    assert len(links) == 2 and all("profile=research" in a.get_attribute("href") for a in links)
     # A missing rationale is refused with an error summary linking to the field.
     browser.visit(f"/ui/studies/{approved}/review?profile=research", "review-before-decision")
     browser.choose("decision")

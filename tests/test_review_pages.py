@@ -116,3 +116,26 @@ def test_search_review_and_pictures_in_the_browser(app, study, browser):
         assert "no profile of that name" in browser.text()
         browser.visit("/ui/studies/does-not-exist/review?profile=basic", "unknown-study")
         assert "Page not found" in browser.text()
+
+
+def test_a_multi_frame_series_gets_a_frame_slider_and_ct_window_presets_change_the_picture(app, orthanc, study):
+    from pydicom.data import get_testdata_file
+
+    orthanc.upload(get_testdata_file("emri_small.dcm"))  # one MR instance of 10 frames, its own study
+    mr = next(s for s in orthanc.get_json("/studies") if s != study)
+    with TestClient(app) as c:
+        url = f"/api/studies/{mr}/review"
+        doc = c.get(url, params={"profile": "basic"}, headers=basic("rita")).json()
+        series = doc["series"][0]
+        assert series["positions"] == 10 and series["position"] == 6 and series["frame"] == 5
+        last = c.get(url, params={"profile": "basic", "focus": series["id"], "slice": 10}, headers=basic("rita")).json()
+        assert last["series"][0]["frame"] == 9
+        frames = {c.get(last["series"][0]["images"]["after"], headers=basic("rita")).content,
+                  c.get(series["images"]["after"], headers=basic("rita")).content}
+        assert len(frames) == 2  # two different frames
+        ct = c.get(f"/api/studies/{study}/review", params={"profile": "basic"}, headers=basic("rita")).json()
+        after = ct["series"][0]["images"]["after"]
+        pictures = {c.get(after.replace("window=default", f"window={w}"), headers=basic("rita")).content
+                    for w in ("default", "lung", "bone")}
+        assert len(pictures) == 3
+        assert c.get(after.replace("window=default", "window=rainbow"), headers=basic("rita")).status_code == 400

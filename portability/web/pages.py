@@ -5,6 +5,7 @@ typed: only messages written for them (``PageError``) and field names with the r
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["ROLES"] = ROLES
 templates.env.filters["dicom_date"] = lambda v: f"{v[:4]}-{v[4:6]}-{v[6:8]}" if len(v or "") == 8 and v.isdigit() else (v or "")
 templates.env.filters["pair"] = lambda v: (v, v)
+templates.env.filters["utc"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M") if ts else ""
 
 #: The navigation of the workspace: (path, label, minimum role). Pages add themselves here from
 #: their own module (``NAV.append(...)``) so that the layout needs no edit per page.

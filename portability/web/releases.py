@@ -57,7 +57,8 @@ def decide(request: Request, study_id: str, staff: Staff = Depends(web_user("rev
 
 @router.get("/releases")
 def listing(request: Request, staff: Staff = Depends(web_user("reviewer"))):
-    return render(request, "releases.html", releases=releases.listing(request.app.state.db))
+    return render(request, "releases.html", releases=releases.listing(request.app.state.db),
+                  waiting=releases.awaiting_review(request.app.state.make_client()))
 
 
 @router.get("/releases/{release_id}")
