@@ -1,12 +1,16 @@
 """Known errors of the service, each mapped to a clear 4xx answer by :func:`install_handlers`."""
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from .bundle import BundleError
 from .orthanc import OrthancError, PatientNotFound
+
+log = logging.getLogger("portability.errors")
 
 
 class ServiceError(Exception):
@@ -59,7 +63,11 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OrthancError)
     async def _orthanc(request: Request, exc: OrthancError):
-        return answer(request, 502, "orthanc-unavailable", str(exc))
+        # Orthanc's own answer may quote what was asked of it: the service log keeps it, the client
+        # gets the fact only.
+        log.warning("Orthanc error on %s %s: %s", request.method, getattr(request.scope.get("route"), "path", "?"), exc)
+        return answer(request, 502, "orthanc-unavailable", "Orthanc is unreachable or did not answer as expected; "
+                                                            "try again later")
 
     @app.exception_handler(BundleError)
     async def _bundle(request: Request, exc: BundleError):

@@ -14,6 +14,10 @@ A rectification or an erasure creates one notice per earlier recipient and actio
 
 A notice is due one month after it was created (Art. 12(3)); ``to-send`` and ``failed`` notices
 past that date are *overdue* (:func:`listing` with ``overdue=True``).
+
+Notices name recipients, never the patient. Their ``evidence`` should name the recipient's
+reference (letter number, message id): the notices of an erasure outlive the patient's key, so
+what is typed there is not sealed once the erasure is carried out.
 """
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ class OrthancClient:
     def get_json(self, path: str, **kwargs: Any) -> Any:
         r = self._request("GET", path, **kwargs)
         if r.status_code == 404:
-            raise PatientNotFound(f"Orthanc has no {path}")
+            raise PatientNotFound("Orthanc has no such resource")
         if r.status_code >= 400:
             raise OrthancError(f"GET {path} -> {r.status_code}: {r.text[:300]}")
         return r.json()
