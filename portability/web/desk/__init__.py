@@ -41,6 +41,7 @@ def problems_of(exc: ValidationError, labels: dict[str, str] | None = None) -> P
         loc = [str(x) for x in e.get("loc", ()) if not isinstance(x, int)]
         name = loc[-1] if loc else "form"
         message = e.get("msg", "is not valid").removeprefix("Value error, ")
+        message = "this is required" if e.get("type") == "missing" else message
         out.append((name, f"{labels.get(name, name.replace('_', ' ').capitalize())}: {message}"))
     return out
 
