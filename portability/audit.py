@@ -11,7 +11,7 @@ keyed pseudonym) and ``sealed`` (those fields encrypted under the patient's own 
 An erasure shreds the key, and the sealed fields of every record of that patient become unreadable
 while the chain stays intact.
 
-Reading back: :func:`readable` opens the sealed fields of a record (while the key exists);
+Reading back: :func:`readable` opens the sealed fields of records (while the key exists);
 :func:`records_for_patient` finds every record of one patient.
 """
 from __future__ import annotations
@@ -53,17 +53,21 @@ def protect(db, fields: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in fields.items() if k not in SEALED_FIELDS}, "patient_pseudonym": ref, "sealed": sealed}
 
 
-def readable(db, record: dict) -> dict:
-    """A chain record with its sealed fields opened (``sealed`` removed). When the patient was
-    erased (key shredded) the record keeps ``sealed`` and gets ``"erased": true``."""
+def readable(db, records: list[dict]) -> list[dict]:
+    """Chain records with their sealed fields opened (``sealed`` removed); the keys are read once
+    for all. A record of an erased patient (key shredded) keeps ``sealed`` and gets ``"erased": true``."""
     from . import patient_keys
 
-    if "sealed" not in record or "patient_pseudonym" not in record:
-        return record
-    opened = patient_keys.unseal(db, record["patient_pseudonym"], record["sealed"])
-    if opened is None:
-        return {**record, "erased": True}
-    return {**{k: v for k, v in record.items() if k != "sealed"}, **opened}
+    found = patient_keys.keys(db, {r["patient_pseudonym"] for r in records if "sealed" in r and "patient_pseudonym" in r})
+    out = []
+    for r in records:
+        if "sealed" not in r or "patient_pseudonym" not in r:
+            out.append(r)
+            continue
+        opened = patient_keys.unseal(found.get(r["patient_pseudonym"]), r["patient_pseudonym"], r["sealed"])
+        out.append({**r, "erased": True} if opened is None else
+                   {**{k: v for k, v in r.items() if k != "sealed"}, **opened})
+    return out
 
 
 def records_for_patient(patient_id: str, issuer: str = "", db=None) -> list[dict]:
@@ -79,7 +83,7 @@ def records_for_patient(patient_id: str, issuer: str = "", db=None) -> list[dict
     if db is None:
         raise RuntimeError("audit sink not configured (create_app() does it)")
     ref = patient_keys.pseudonym(db, patient_id, issuer)
-    return [readable(db, r) for r in chain.records(db) if r.get("patient_pseudonym") == ref]
+    return readable(db, [r for r in chain.records(db) if r.get("patient_pseudonym") == ref])
 
 
 def configure(sink: Callable[..., Any] | None) -> None:

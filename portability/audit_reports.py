@@ -106,7 +106,7 @@ def audit_event(record: dict) -> dict:
 
 def export_bundle(db, since: datetime | None = None, until: datetime | None = None,
                   events: set[str] | None = None) -> dict:
-    recs = [audit.readable(db, r) for r in chain.records(db, since, until) if not events or r["event"] in events]
+    recs = audit.readable(db, [r for r in chain.records(db, since, until) if not events or r["event"] in events])
     return {"resourceType": "Bundle", "type": "collection", "total": len(recs),
             "entry": [{"fullUrl": urn_uuid("audit", r["hash"]), "resource": audit_event(r)} for r in recs]}
 

@@ -29,6 +29,7 @@ import json
 import os
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .models import PatientKey, PseudonymSecret, utcnow
@@ -91,21 +92,28 @@ def seal(db, patient_id: str, issuer: str | None, fields: dict[str, Any]) -> tup
     return ref, SEALED_PREFIX + base64.b64encode(nonce + AESGCM(key).encrypt(nonce, data, ref.encode())).decode()
 
 
-def unseal(db, ref: str, sealed: str) -> dict | None:
-    """The fields sealed for pseudonym ``ref``; None when the key was shredded (erased)."""
+def keys(db, refs) -> dict[str, bytes]:
+    """The existing keys of these pseudonyms, read at once (shredded or unknown ones are absent)."""
+    refs = set(refs)
+    if not refs:
+        return {}
+    with db.session() as s:
+        rows = s.execute(select(PatientKey.pseudonym, PatientKey.key).where(PatientKey.pseudonym.in_(refs))).all()
+    return {ref: bytes(key) for ref, key in rows if key is not None}
+
+
+def unseal(key: bytes | None, ref: str, sealed: str) -> dict | None:
+    """The fields sealed for pseudonym ``ref`` with ``key`` (from :func:`keys`); None when the key
+    was shredded (erased) or the text was sealed under an earlier, shredded key."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    if not isinstance(sealed, str) or not sealed.startswith(SEALED_PREFIX):
-        return None
-    with db.session() as s:
-        key = _key(s, ref, create=False)
-    if key is None:
+    if key is None or not isinstance(sealed, str) or not sealed.startswith(SEALED_PREFIX):
         return None
     raw = base64.b64decode(sealed[len(SEALED_PREFIX):])
     try:
         return json.loads(AESGCM(key).decrypt(raw[:12], raw[12:], ref.encode()))
-    except InvalidTag:  # sealed under a key shredded since (the patient came back with a new one)
+    except InvalidTag:
         return None
 
 

@@ -19,13 +19,6 @@ from .deps import db as get_db
 router = APIRouter(tags=["audit"])
 
 
-def _out(db, e: AuditEvent) -> AuditOut:
-    o = AuditOut.model_validate(e)
-    if e.record:
-        o.fields = chain.fields_of(audit.readable(db, json.loads(e.record)))
-    return o
-
-
 @router.get("/audit", response_model=list[AuditOut])
 def list_events(request_id: int | None = None, event: str | None = None,
                 staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> list[AuditOut]:
@@ -35,7 +28,15 @@ def list_events(request_id: int | None = None, event: str | None = None,
     if event:
         q = q.where(AuditEvent.event == event)
     with db.session() as s:
-        return [_out(db, e) for e in s.scalars(q)]
+        rows = list(s.scalars(q))
+    opened = audit.readable(db, [json.loads(e.record) if e.record else {} for e in rows])
+    out = []
+    for e, rec in zip(rows, opened):
+        o = AuditOut.model_validate(e)
+        if e.record:
+            o.fields = chain.fields_of(rec)
+        out.append(o)
+    return out
 
 
 @router.get("/api/audit/records")
@@ -43,8 +44,8 @@ def list_records(event: str | None = None, source: str | None = None, staff: Sta
                  db=Depends(get_db)) -> list[dict]:
     """The chain records themselves (service and imported plugin records), sealed patient fields
     opened while the patient's key exists (``"erased": true`` once it was shredded)."""
-    return [audit.readable(db, r) for r in chain.records(db)
-            if (not event or r["event"] == event) and (not source or r["source"] == source)]
+    return audit.readable(db, [r for r in chain.records(db)
+                               if (not event or r["event"] == event) and (not source or r["source"] == source)])
 
 
 @router.get("/api/audit/verify")

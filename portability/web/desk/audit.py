@@ -100,7 +100,7 @@ def search(request: Request, data: dict = Depends(form_data), staff: Staff = Dep
     if errors:
         return _audit_page(request, staff, [(f if f in LABELS else "since", m) for f, m in errors], data)
     db = request.app.state.db
-    found = [r for r in (audit.readable(db, x) for x in chain.records(db, q.since, q.until)) if _matches(r, q)]
+    found = [r for r in audit.readable(db, chain.records(db, q.since, q.until)) if _matches(r, q)]
     api.audit.record("audit.searched", actor=staff.name, matches=len(found), event_searched=q.event, user=q.user,
                      patient_id=q.patient, since=q.since, until=q.until)
     rows = [{"seq": r["seq"], "when": chain.effective_ts(r), "event": r["event"], "actor": r.get("actor", ""),
