@@ -125,3 +125,16 @@ def test_aggregate_decision_in_the_anonymity_report(cohort, store, tmp_path, cap
     assert (row["classification"], row["criterion"], row["decided_by"]) == ("anonymous-aggregate", "1",
                                                                              "researcher-rita")
     assert len(row["source_series"].split()) == 10 and json.loads(row["limits"])["min_aggregate_patients"] == 10
+
+
+def test_two_dimensional_aggregate_as_a_windowed_8_bit_png(tmp_path, store):
+    singles = [write_series(tmp_path / f"dx{n}", 1, patient=f"DX-{n}", seed=n, size=32) for n in range(10)]
+    out = tmp_path / "out"
+    assert run(store, singles, out, "median", "--format", "png8", "--window", "40,400") == 0
+    [path] = out.iterdir()
+    entry = decisions(store)[0]["outputs"][0]
+    assert entry["window"] == "custom (C 40, W 400)"
+    median = np.median([hu_volume(f)[0] for f in singles], axis=0)
+    expected = np.clip(np.rint(((median - 39.5) / 399 + 0.5) * 255), 0, 255).astype(np.uint8)
+    assert np.array_equal(np.array(Image.open(path)), expected)
+    assert run(store, singles, tmp_path / "nifti", "mean", "--format", "nifti") == 2  # 2-D is never NIfTI here
