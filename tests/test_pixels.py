@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset
+from pydicom.pixels.utils import pack_bits
 from pydicom.uid import (
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -34,7 +37,7 @@ from orthanc_gdpr.deid import DeidentificationError, Deidentifier, Keyring, deid
 from orthanc_gdpr.pixels import text_detection  # noqa: E402
 from orthanc_gdpr.pixels.codecs import decode  # noqa: E402
 from orthanc_gdpr.pixels.masks import _parse  # noqa: E402
-from orthanc_gdpr.pixels.previews import previews  # noqa: E402
+from orthanc_gdpr.pixels.previews import TEXT_REGION_COLOUR, previews  # noqa: E402
 from orthanc_gdpr.pixels.ultrasound import region_boxes  # noqa: E402
 
 NO_RULES = MaskRules(())
@@ -279,16 +282,64 @@ def test_report_bearing_objects_are_recognised() -> None:
     assert is_report_bearing(_item(SOPClassUID="1.2.840.10008.5.1.4.1.1.2", Modality="CT")) is None
 
 
-def test_clean_graphics_removes_overlays_and_presentation_text() -> None:
+def _with_text_overlay(ds: Dataset, group: int = 0x6000) -> tuple[np.ndarray, np.ndarray]:
+    """Add an overlay plane with a name and ID line and a circle outline; returns the bits of
+    each (text, circle)."""
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    text = Image.new("1", (cols, rows), 0)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 16)
+    ImageDraw.Draw(text).text((10, 8), "DOE^JANE 1234567", font=font, fill=1)
+    shape = Image.new("1", (cols, rows), 0)
+    ImageDraw.Draw(shape).ellipse((cols // 3, rows // 3, 2 * cols // 3, 2 * rows // 3), outline=1, width=2)
+    text_bits, shape_bits = np.asarray(text, np.uint8), np.asarray(shape, np.uint8)
+    ds.add_new((group, 0x0010), "US", rows)
+    ds.add_new((group, 0x0011), "US", cols)
+    ds.add_new((group, 0x0022), "LO", "annotations")
+    ds.add_new((group, 0x0040), "CS", "G")
+    ds.add_new((group, 0x0050), "SS", [1, 1])
+    ds.add_new((group, 0x0100), "US", 1)
+    ds.add_new((group, 0x0102), "US", 0)
+    ds.add_new((group, 0x3000), "OW", pack_bits(text_bits | shape_bits))
+    return text_bits, shape_bits
+
+
+def test_overlay_text_is_erased_and_the_rest_of_the_overlay_kept() -> None:
+    case = rendered_cases(0, 1, layouts=LAYOUTS[:1])[0]
+    text_bits, shape_bits = _with_text_overlay(case.ds)
+    case.ds.GraphicAnnotationSequence = [_item(TextObjectSequence=[_item(UnformattedTextValue="DOE")]),
+                                         _item(TextObjectSequence=[_item(UnformattedTextValue="X")],
+                                               GraphicObjectSequence=[_item(GraphicType="POLYLINE")])]
+    report = clean_graphics(case.ds)
+    (outcome,) = report.overlays
+    assert outcome.group == "6000" and outcome.action == "text masked" and outcome.text_regions
+    after = case.ds.overlay_array(0x6000)
+    assert not (after & text_bits).any()
+    assert (after & shape_bits).sum() >= 0.9 * shape_bits.sum()
+    assert report.text_objects_removed == 2
+    assert len(case.ds.GraphicAnnotationSequence) == 1 and "TextObjectSequence" not in case.ds.GraphicAnnotationSequence[0]
+
+
+def test_overlay_that_cannot_be_read_is_removed_and_the_report_says_why() -> None:
     ds = pydicom.dcmread(pydicom.data.get_testdata_file("MR-SIEMENS-DICOM-WithOverlays.dcm"))
-    assert any(e.tag.group == 0x6000 for e in ds)
-    ds.GraphicAnnotationSequence = [_item(TextObjectSequence=[_item(UnformattedTextValue="DOE")]),
-                                    _item(TextObjectSequence=[_item(UnformattedTextValue="X")],
-                                          GraphicObjectSequence=[_item(GraphicType="POLYLINE")])]
+    ds[0x6000, 0x0015].value = 3  # three frames in the overlay, one bitmap: not readable as text
     report = clean_graphics(ds)
-    assert report.overlay_elements_removed > 0 and report.text_objects_removed == 2
-    assert not any(e.tag.group & 0xFF01 == 0x6000 for e in ds)
-    assert len(ds.GraphicAnnotationSequence) == 1 and "TextObjectSequence" not in ds.GraphicAnnotationSequence[0]
+    assert [(o.action, "multi-frame" in o.reason) for o in report.overlays] == [("removed", True)]
+    assert not any(e.tag.group == 0x6000 for e in ds)
+
+
+def test_clean_graphics_profile_keeps_a_cleaned_overlay_and_reports_it() -> None:
+    case = rendered_cases(0, 1, layouts=LAYOUTS[:1])[0]
+    case.ds.PatientID = "CORPUS1"
+    text_bits, shape_bits = _with_text_overlay(case.ds)
+    engine = Deidentifier(load_profile("basic").with_options(["clean-graphics"]), Keyring(b"k" * 32))
+    _, out, report = deidentify_bytes(engine, _file_bytes(case.ds))
+    after = pydicom.dcmread(io.BytesIO(out))
+    bits = after.overlay_array(0x6000)
+    assert not (bits & text_bits).any() and (bits & shape_bits).any()
+    assert report.overlays[0]["action"] == "text masked" and report.to_dict()["overlays"][0]["text_regions"]
+    basic = Deidentifier(load_profile("basic"), Keyring(b"k" * 32))
+    removed = pydicom.dcmread(io.BytesIO(deidentify_bytes(basic, _file_bytes(case.ds))[1]))
+    assert not any(e.tag.group == 0x6000 for e in removed)
 
 
 def test_defacing_removes_the_face_and_keeps_the_brain() -> None:
@@ -304,9 +355,12 @@ def test_defacing_removes_the_face_and_keeps_the_brain() -> None:
     assert np.array_equal(after[brain], before[brain])
 
 
-def test_previews_are_written(tmp_path: Path) -> None:
+def test_previews_are_written_with_the_detected_text_regions(tmp_path: Path) -> None:
     case = rendered_cases(1, 0, layouts=LAYOUTS[:1])[0]
     before = copy.deepcopy(case.ds)
     report = clean_pixel_data(case.ds, masks=NO_RULES)
-    paths = previews(before, case.ds, report.boxes, tmp_path)
+    paths = previews(before, case.ds, report.boxes, tmp_path, report.text_regions)
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    assert json.loads(paths[2].read_text())["text_regions"] == [list(b) for b in report.text_regions] != []
+    drawn = np.asarray(Image.open(paths[0]).convert("RGB"))
+    assert (drawn == TEXT_REGION_COLOUR).all(axis=-1).any()

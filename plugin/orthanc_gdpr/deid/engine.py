@@ -84,6 +84,11 @@ def _vr(dataset: Dataset, tag: int) -> str:
     return vr
 
 
+def _is_overlay_data(tag: int) -> bool:
+    group = tag >> 16
+    return 0x6000 <= group <= 0x601E and not group & 1 and tag & 0xFFFF == 0x3000
+
+
 def _dummy(vr: str):
     value = standard.load("dummy_values.json").get(vr)
     if vr in BINARY_VRS and value is not None:
@@ -164,6 +169,8 @@ class _Instance:
             endian.to_little_endian(ds)
             self.report.notes.append(endian.CONVERSION_NOTE)
         self._collect_identifiers(ds)
+        if self.engine.table.overlay_data.action == "C":  # Clean Graphics: erase overlay text
+            self.report.overlays = [o.to_dict() for o in pixels.clean_overlays(ds)]
         stack: list[tuple[Dataset, str, int, bool]] = [(ds, "", 0, False)]
         while stack:
             self._dataset(*stack.pop(), stack)
@@ -422,7 +429,9 @@ class _Instance:
         elif vr == "UI":
             self._remap(elem)
         elif vr in BINARY_VRS:
-            del dataset[elem.tag]  # no cleaner for binary values: removed, never passed through
+            if dataset is self.ds and _is_overlay_data(elem.tag) and self.report.overlays is not None:
+                return "C"  # its text erased by pixels.clean_overlays before the walk
+            del dataset[elem.tag]  # no other cleaner for binary values: removed, never passed through
             return "X"
         return "C"
 
@@ -515,7 +524,7 @@ class _Instance:
         self.report.pixels = result.to_dict()
         if before is not None and self.engine.previews_dir is not None:
             from ..pixels.previews import previews  # Pillow drawing: only for sign-off runs
-            previews(before, ds, result.boxes, self.engine.previews_dir)
+            previews(before, ds, result.boxes, self.engine.previews_dir, result.text_regions)
 
     def _mark(self, ds: Dataset) -> None:
         ds.PatientIdentityRemoved = "YES"

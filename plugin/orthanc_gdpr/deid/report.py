@@ -20,6 +20,8 @@ class InstanceReport:
     sop_instance_uid: str = ""  #: the new (de-identified) SOP Instance UID
     patient_pseudonym: str = ""  #: the keyed pseudonym of the patient (never the real ID)
     pixels: dict | None = None  #: what Clean Pixel Data masked (boxes, methods; never the text)
+    #: per overlay plane under Clean Graphics: text masked, no text found, or removed (and why)
+    overlays: list[dict] | None = None
     actions: list[tuple[str, str, str]] = field(default_factory=list)  #: (path, action, rule)
     safety_net: list[tuple[str, int]] = field(default_factory=list)  #: (path, hits)
     residual: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -39,6 +41,7 @@ class InstanceReport:
             "safety_net": [{"attribute": p, "hits": h} for p, h in self.safety_net],
             "residual_risk": {k: sorted(v) for k, v in sorted(self.residual.items())},
             **({"pixels": self.pixels} if self.pixels is not None else {}),
+            **({"overlays": self.overlays} if self.overlays is not None else {}),
             **({"notes": self.notes} if self.notes else {}),
         }
 

@@ -120,15 +120,17 @@ class ActionTable:
     def overlay_rule(self, tag: int) -> Rule:
         """Overlay group attributes follow the Overlay Data.
 
-        An overlay bitmap is kept only unchanged (K, by a profile override): no overlay text
-        cleaner exists yet, so Clean Graphics' C removes the bitmap like X does. Once the bitmap
-        goes, the whole group goes with it, descriptions and labels included.
+        An overlay bitmap is kept unchanged (K, by a profile override) or cleaned (Clean
+        Graphics' C: its text lines are erased by the text detector, see
+        :func:`orthanc_gdpr.pixels.graphics.clean_overlays`); the group's other attributes are
+        then kept with their text cleaned. Once the bitmap goes (X), the whole group goes with
+        it, descriptions and labels included.
         """
         element = tag & 0xFFFF
         if element == 0x3000:
             return self.overlay_data
         if element == 0x4000:
             return self.overlay_comments
-        if self.overlay_data.action == "K":
+        if self.overlay_data.action in ("K", "C"):
             return Rule("C", "C", "overlay kept: its text attributes are cleaned", "Overlay attribute")
         return Rule("X", "X", "overlay group goes with its Overlay Data", "Overlay attribute")

@@ -6,7 +6,8 @@ Entry points for the header engine and the CLI:
 * :func:`clean_pixel_data` masks burned-in text in place and returns a :class:`PixelReport`;
 * :func:`is_report_bearing` says why an instance is a report (to drop or clean it);
 * :func:`deface_volume` removes the face from a head CT/MR series;
-* :func:`clean_graphics` removes overlays and presentation-state text;
+* :func:`clean_overlays` erases the text of overlay planes (removes those it cannot read);
+  :func:`clean_graphics` does that, removes curves and presentation-state text;
 * :func:`previews.previews` writes before/after PNGs for a person's sign-off;
 * :func:`text_detection.find_text_regions` finds the text lines in one image (also used to
   check exported images for burned-in text).
@@ -19,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,13 +28,14 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from .codecs import CodecError, black_value, decode, encode
-from .graphics import GraphicsReport, clean_graphics
+from .graphics import GraphicsReport, OverlayOutcome, clean_graphics, clean_overlays
 from .masks import Box, MaskRuleError, MaskRules
 from .reports import is_report_bearing
 from .ultrasound import outside_regions
 
 __all__ = ["PixelCleaningError", "PixelReport", "MaskRules", "MaskRuleError", "DefaceReport", "DefaceError",
            "GraphicsReport", "clean_pixel_data", "is_report_bearing", "deface_volume", "clean_graphics",
+           "clean_overlays", "OverlayOutcome",
            "TEXT_CHECKED_MODALITIES"]
 
 #: Loaded on first use: defacing and OCR pull in SciPy, which the header-only engine never needs.

@@ -17,19 +17,29 @@ def _first_frame(ds: Dataset, window: Window | None = None) -> tuple[Image.Image
     return Image.fromarray(pixels).convert("RGB"), used
 
 
-def previews(before_ds: Dataset, after_ds: Dataset, boxes: list[Box], out_dir: Path) -> list[Path]:
-    """Write ``<SOP Instance UID of after>-before.png`` (masked boxes outlined in red),
-    ``-after.png`` and ``-boxes.json`` into ``out_dir``; returns their paths. The before image
-    shows the original pixels: keep ``out_dir`` where only the reviewer can read it."""
+#: Outline colours on the before image: text lines the detector found, other masked boxes.
+TEXT_REGION_COLOUR, MASK_COLOUR = (255, 210, 0), (255, 0, 0)
+
+
+def previews(before_ds: Dataset, after_ds: Dataset, boxes: list[Box], out_dir: Path,
+             text_regions: list[Box] = ()) -> list[Path]:
+    """Write ``<SOP Instance UID of after>-before.png`` (the detected ``text_regions`` outlined
+    in yellow, the other masked ``boxes`` in red), ``-after.png`` and ``-boxes.json`` into
+    ``out_dir``; returns their paths. The before image shows the original pixels: keep
+    ``out_dir`` where only the reviewer can read it."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = str(after_ds.get("SOPInstanceUID", "instance"))
     before, window = _first_frame(before_ds)
     draw = ImageDraw.Draw(before)
-    for x0, y0, x1, y1 in boxes:
-        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=(255, 0, 0), width=2)
+    detected = set(text_regions)
+    for box in [b for b in boxes if b not in detected] + list(text_regions):
+        x0, y0, x1, y1 = box
+        colour = TEXT_REGION_COLOUR if box in detected else MASK_COLOUR
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour, width=2)
     paths = [out_dir / f"{stem}-before.png", out_dir / f"{stem}-after.png", out_dir / f"{stem}-boxes.json"]
     before.save(paths[0])
     _first_frame(after_ds, window)[0].save(paths[1])  # the same window, so masks show as masks
-    paths[2].write_text(json.dumps({"boxes": [list(b) for b in boxes]}, indent=1))
+    paths[2].write_text(json.dumps({"boxes": [list(b) for b in boxes],
+                                    "text_regions": [list(b) for b in text_regions]}, indent=1))
     return paths
