@@ -143,7 +143,10 @@ def test_restricted_or_objecting_patient_is_refused_for_every_purpose_but_care(o
     consents.write_text(json.dumps({"restrictions": [
         {"patient_id": "RESTRICTED-1", "issuer": "", "kind": "restriction"},
         {"patient_id": "OBJECTED-2", "issuer": "HOSP-B", "kind": "objection"}]}))
-    server = orthanc_factory(gdpr={"ConsentFile": str(consents), "DownloadProfiles": ["basic", "research"]})
+    # Care for a restricted patient is open to clinicians only: without staff accounts, the Orthanc
+    # users listed in "CareUsers" (tests/test_orthanc_accounts.py: a staff account is refused).
+    server = orthanc_factory(gdpr={"ConsentFile": str(consents), "DownloadProfiles": ["basic", "research"],
+                                   "CareUsers": ["gdpr-test"]})
     restricted = [server.upload(f) for f in make_ct_study(2, series=1, patient_id="RESTRICTED-1")]
     objected = [server.upload(with_issuer(f, "HOSP-B")) for f in make_ct_study(1, series=1, patient_id="OBJECTED-2")]
     # Same PatientID under another issuer: another patient, not covered by the objection.

@@ -65,8 +65,8 @@ class ServeProcess:
     """``orthanc-gdpr serve`` on free ports with its own data directory."""
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None, command: list[str] = CLI,
-                 cwd: Path = REPO):
-        self.data_dir, self.command, self.cwd = data_dir, command, cwd
+                 cwd: Path = REPO, service: bool = True):
+        self.data_dir, self.command, self.cwd, self.service = data_dir, command, cwd, service
         self.http_port, self.dicom_port, self.service_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.service_url = f"http://127.0.0.1:{self.service_port}"
@@ -81,7 +81,8 @@ class ServeProcess:
         self.offset = self.stdout_path.stat().st_size
         self.proc = subprocess.Popen(
             [*self.command, "serve", "--data-dir", str(self.data_dir), "--orthanc-http-port", str(self.http_port),
-             "--orthanc-dicom-port", str(self.dicom_port), "--service-port", str(self.service_port)],
+             "--orthanc-dicom-port", str(self.dicom_port),
+             *(["--service-port", str(self.service_port)] if self.service else ["--no-service"])],
             env=self.env, stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.cwd)
         self.wait_available(timeout)
         return self
@@ -98,6 +99,9 @@ class ServeProcess:
 
     @property
     def auth(self) -> tuple[str, str]:
+        """A login into Orthanc: the first dpo account with the service, else Orthanc's admin."""
+        if self.service:
+            return self.dpo_auth
         return ("admin", self.env.get("ORTHANC_GDPR_ADMIN_PASSWORD") or self.password)
 
     @property
@@ -131,12 +135,13 @@ class ServeProcess:
                              f"{log.read_text()[-3000:] if log.exists() else ''}")
 
     def wait_available(self, timeout: float = 40.0) -> float:
-        """Seconds until GET /system answers 200 with the admin credentials."""
+        """Seconds until GET /system answers 200 with :attr:`auth`."""
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             assert self.proc is not None and self.proc.poll() is None, f"serve exited:\n{self.output}"
             try:
-                if (self.data_dir / "admin-password").exists() or "ORTHANC_GDPR_ADMIN_PASSWORD" in self.env:
+                secret = self.data_dir / ("dpo-password" if self.service else "admin-password")
+                if secret.exists() or "ORTHANC_GDPR_ADMIN_PASSWORD" in self.env:
                     if requests.get(self.url + "/system", auth=self.auth, timeout=2).status_code == 200:
                         return time.monotonic() - start
             except requests.RequestException:
@@ -195,10 +200,16 @@ def test_serve_config_is_the_production_template_on_loopback(tmp_path):
     written = json.loads(path.read_text())
     assert path.stat().st_mode & 0o777 == 0o600
     runtime = {"HttpPort", "DicomPort", "StorageDirectory", "IndexDirectory", "RegisteredUsers",
-               "Plugins", "PythonScript", "Gdpr"}
-    # the plugin's consent gate asks the service beside Orthanc, with the generated token
+               "Plugins", "PythonScript", "Gdpr", "AuthenticationEnabled"}
+    # the plugin's consent gate asks the service beside Orthanc, with the generated token, and
+    # checks every request against the service's accounts: Orthanc's own user list is off
     assert written["Gdpr"]["ConsentServiceUrl"] == "http://127.0.0.1:8000"
     assert written["Gdpr"]["ConsentServiceTokenFile"] == str(data.resolve() / "service-token")
+    assert written["Gdpr"]["AuthenticateWithService"] is True and written["AuthenticationEnabled"] is False
+    assert "RegisteredUsers" not in written
+    alone = serve.write_config(serve.ServeOptions(data_dir=data, service_port=None), "x" * 24)
+    assert json.loads(alone.read_text())["RegisteredUsers"] == {"admin": "x" * 24}  # without the service
+    path = serve.write_config(serve.ServeOptions(data_dir=data, http_port=18042, dicom_port=14242), "x" * 24)
     for key, value in production.items():
         if key not in runtime:
             assert written[key] == overrides.get(key, value), key
@@ -210,19 +221,20 @@ def test_serve_config_is_the_production_template_on_loopback(tmp_path):
 
 def test_serve_password_health_restart_audit_and_stop(served: ServeProcess):
     out = served.output
-    # URLs printed; the generated password stored owner-only and, stdout not being a terminal,
-    # not shown (it would land in whatever log stdout is redirected to)
-    assert f"http://127.0.0.1:{served.http_port}/" in out and "/gdpr/health" in out
-    password_file = served.data_dir / "admin-password"
+    # URLs printed; the first dpo's generated password stored owner-only and, stdout not being a
+    # terminal, not shown (it would land in whatever log stdout is redirected to)
+    assert f"http://127.0.0.1:{served.http_port}/gdpr-login" in out and "/gdpr/health" in out
+    password_file = served.data_dir / "dpo-password"
     assert password_file.stat().st_mode & 0o777 == 0o600
-    assert served.password not in out and len(served.password) >= 20
+    assert served.dpo_auth[1] not in out and len(served.dpo_auth[1]) >= 20
     assert f"stored owner-only in {password_file} (not shown: standard output is not a terminal)" in out
-    for name in ("orthanc.json", "orthanc.log", "service.log"):
+    assert not (served.data_dir / "admin-password").exists()  # no shared Orthanc admin any more
+    for name in ("orthanc.json", "orthanc.log", "service.log", "orthanc-credential"):
         assert (served.data_dir / name).stat().st_mode & 0o777 == 0o600, name
 
-    # the plugin's route: 401 without credentials, 200 with
-    assert requests.get(served.url + "/gdpr/health", timeout=5).status_code == 401
-    assert requests.get(served.url + "/system", auth=("orthanc", "orthanc"), timeout=5).status_code == 401
+    # every Orthanc request needs an account: refused without one, 200 with the dpo's
+    assert requests.get(served.url + "/gdpr/health", timeout=5).status_code == 403
+    assert requests.get(served.url + "/system", auth=("orthanc", "orthanc"), timeout=5).status_code == 403
     r = requests.get(served.url + "/gdpr/health", auth=served.auth, timeout=5)
     assert r.status_code == 200, r.text
 
@@ -244,20 +256,36 @@ def test_serve_password_health_restart_audit_and_stop(served: ServeProcess):
     assert orthanc is not None and not alive(orthanc)
 
 
-def test_second_start_does_not_show_the_password_and_env_password_wins(tmp_path):
+def test_accounts_persist_across_restarts_and_the_dpo_is_created_once(tmp_path):
     first = ServeProcess(tmp_path / "data").start()
-    password = first.password
+    dpo = first.dpo_auth
     first.stop()
+    added = subprocess.run([*CLI, "users", "add", "carl", "--role", "clinician", "--data-dir", str(first.data_dir),
+                            "--password-stdin"], input="Quiet-harbour-lantern-47", capture_output=True, text=True,
+                           env=first.env, cwd=REPO)
+    assert added.returncode == 0, added.stderr
     second = ServeProcess(tmp_path / "data")
     second.http_port, second.url = first.http_port, first.url
     try:
         second.start()
-        assert password not in second.output
-        assert "generated admin password" not in second.output
-        assert requests.get(second.url + "/system", auth=("admin", password), timeout=5).status_code == 200
+        assert dpo[1] not in second.output and "generated" not in second.output
+        assert requests.get(second.url + "/system", auth=dpo, timeout=5).status_code == 200
+        assert requests.get(second.url + "/system", auth=("carl", "Quiet-harbour-lantern-47"), timeout=5).status_code == 200
+        second.wait_service()
+        users = requests.get(second.service_url + "/api/users", auth=dpo, timeout=10).json()
+        assert sorted((u["name"], u["role"]) for u in users) == [("carl", "clinician"), ("dpo", "dpo")]
     finally:
         second.stop()
-    third = ServeProcess(tmp_path / "env", env={"ORTHANC_GDPR_ADMIN_PASSWORD": "from-env-" + "k" * 20})
+
+
+def test_without_the_service_orthanc_keeps_its_admin_and_the_env_password_wins(tmp_path):
+    alone = ServeProcess(tmp_path / "alone", service=False).start()
+    try:
+        assert alone.password not in alone.output and "generated admin password, stored owner-only" in alone.output
+        assert requests.get(alone.url + "/system", auth=alone.auth, timeout=5).status_code == 200
+    finally:
+        alone.stop()
+    third = ServeProcess(tmp_path / "env", env={"ORTHANC_GDPR_ADMIN_PASSWORD": "from-env-" + "k" * 20}, service=False)
     try:
         third.start()
         assert not (tmp_path / "env" / "admin-password").exists()
@@ -267,16 +295,17 @@ def test_second_start_does_not_show_the_password_and_env_password_wins(tmp_path)
 
 
 def test_serve_runs_the_portability_service_beside_orthanc(served: ServeProcess):
-    """The service answers on loopback with a generated DPO password, reaches the local Orthanc as
-    admin (a bundle of a stored study gets built), accepts the plugin's token on the consent
-    route, is restarted and audited after kill -9, and stops with serve."""
+    """The service answers on loopback with the first dpo's account, reaches the local Orthanc
+    with its own machine credential (a bundle of a stored study gets built), accepts the plugin's
+    token on the consent route only, is restarted and audited after kill -9, and stops with serve."""
     served.wait_service()
     out, data = served.output, served.data_dir
     assert f"{served.service_url}/" in out and "/docs" in out
     dpo = served.dpo_auth[1]
     assert dpo not in out and len(dpo) >= 20 and "first dpo account 'dpo'" in out
-    for name in ("dpo-password", "service-token"):
+    for name in ("dpo-password", "service-token", "orthanc-credential"):
         assert (data / name).stat().st_mode & 0o777 == 0o600, name
+        assert (data / name).read_text().strip() not in out
     assert (data / "service").stat().st_mode & 0o777 == 0o700
     assert (data / "service" / "portability.sqlite").exists()  # its SQLite database in the data dir
     gdpr = json.loads((data / "orthanc.json").read_text())["Gdpr"]
@@ -299,7 +328,7 @@ def test_serve_runs_the_portability_service_beside_orthanc(served: ServeProcess)
                      params={"patient_id": "SERVE-1", "purpose": "research"})
     assert r.status_code == 200 and r.json() == {"consent": False, "restricted": False, "objected": False}
 
-    # the service reaches the local Orthanc as admin (password from the owner-only file)
+    # the service reaches the local Orthanc with its own credential (from the owner-only file)
     for dicom in make_ct_study(2, patient_id="SERVE-1", series=1):
         assert requests.post(served.url + "/instances", data=dicom, auth=served.auth, timeout=10).ok
     req = requests.post(served.service_url + "/requests", json={"patient_id": "SERVE-1"},

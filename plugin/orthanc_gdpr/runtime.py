@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from collections.abc import Iterable, Iterator
 
 from .audit import AuditLog
+from .egress import EgressGate
+from .identity import MACHINE, AccountGate, Identity
 from .deid import Deidentifier, Keyring, load_key, load_profile
 from .deid.parallel import Outcome, Source, WorkerPool, outcome
 from .orthanc_api import OrthancApi
@@ -54,6 +56,15 @@ def _release_gate(settings: Settings, key: bytes, rules: list) -> ReleaseGate | 
                        settings.review_poll_seconds)
 
 
+def _account_gate(settings: Settings) -> AccountGate | None:
+    if not settings.authenticate_with_service:
+        return None
+    assert settings.consent_token_file is not None
+    credential = settings.service_credential_file.read_text().strip() if settings.service_credential_file else ""
+    return AccountGate(settings.consent_url, settings.consent_token_file.read_text().strip(), credential,
+                       settings.login_cache_seconds)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -63,7 +74,12 @@ class Runtime:
     router: Router
     worker: Worker
     key: bytes
+    accounts: AccountGate | None = None  #: with AuthenticateWithService: the service's accounts
     pool: WorkerPool | None = None
+
+    @property
+    def egress(self) -> EgressGate:
+        return EgressGate(self.router.api, self.router.consent, self.audit)
 
     @classmethod
     def build(cls, settings: Settings, api: OrthancApi) -> "Runtime":
@@ -79,7 +95,7 @@ class Runtime:
         retry = RetryPolicy(settings.retry_first_delay, settings.retry_max_delay, settings.retry_max_attempts)
         router = Router(api, rules, engines, queue, audit, _consent_source(settings), retry,
                         _release_gate(settings, key, rules))
-        return cls(settings, engines, audit, queue, router, Worker(router), key)
+        return cls(settings, engines, audit, queue, router, Worker(router), key, _account_gate(settings))
 
     def start(self, source: Source | None = None) -> None:
         """Start the routing worker and the de-identification processes (once Orthanc runs).
@@ -125,6 +141,16 @@ class Runtime:
         if WORKER_ROUTE.match(uri) and self.is_own_request(authorization):
             return True
         return IDENTIFIED_EXPORT_ROUTES.match(uri) is None
+
+    def identify(self, authorization: str, client: str, user: str) -> Identity | None:
+        """Who sends a request. With the service's accounts, the verified account (None: no valid
+        login; raises AccountsUnavailable when the service cannot say); otherwise the user Orthanc
+        has already authenticated (``user``), a clinician when listed in ``CareUsers``."""
+        if self.is_own_request(authorization):
+            return Identity("orthanc-gdpr-plugin", MACHINE)
+        if self.accounts is not None:
+            return self.accounts.identify(authorization, client)
+        return Identity(user or "anonymous", "clinician" if user in self.settings.care_users else "staff")
 
     def is_own_request(self, authorization: str) -> bool:
         """Whether an "Authorization" header is exactly the token given to the worker processes."""

@@ -34,6 +34,7 @@ from pathlib import Path
 from . import CONFIG_DIR
 from .audit import AuditLog
 from .deid.keys import create_key_file
+from .identity import SERVICE_USER
 
 PRODUCTION = CONFIG_DIR / "orthanc.production.json"
 DEFAULTS = CONFIG_DIR / "orthanc.defaults.json"  # serve's loopback overrides
@@ -42,7 +43,8 @@ SITE_PACKAGES_ENV = "ORTHANC_GDPR_SITE_PACKAGES"
 PYTHON_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 PASSWORD_ENV = "ORTHANC_GDPR_ADMIN_PASSWORD"
 ADMIN = "admin"
-DPO = "dpo"  #: the service's generated staff user (role dpo: every route)
+DPO = "dpo"  #: the first account, created once (role dpo: every route)
+SERVICE_CREDENTIAL = "orthanc-credential"  #: its secret, owner-only in the data directory
 SERVICE_ENV = "ORTHANC_GDPR_SERVICE_"
 
 
@@ -126,32 +128,21 @@ def show_secret(what: str, value: str, path: Path) -> None:
               "is not a terminal)")
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
-
-
-def service_env(opts: ServeOptions, password: str, token_file: Path,
-                environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The service's environment: the local Orthanc as admin (password from an owner-only file),
-    SQLite and bundles in ``<data>/service``, the plugin's audit log and key, and the file of the
-    plugin's token. Other ``ORTHANC_GDPR_SERVICE_*`` variables of the caller (e.g. a PostgreSQL
-    ``DATABASE_URL``) are passed on; no password ever travels in the environment."""
+def service_env(opts: ServeOptions, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The service's environment: the local Orthanc with the service's own machine credential
+    (from an owner-only file), SQLite and bundles in ``<data>/service``, the plugin's audit log
+    and key, and the file of the plugin's token. Other ``ORTHANC_GDPR_SERVICE_*`` variables of
+    the caller (e.g. a PostgreSQL ``DATABASE_URL``) are passed on; no password ever travels in
+    the environment."""
     data = opts.data_dir.resolve()
     opts.service_dir.mkdir(mode=0o700, exist_ok=True)
-    password_file = data / "admin-password"
-    if not password_file.exists() or password_file.read_text().strip() != password:
-        password_file = opts.service_dir / "orthanc-password"  # the password came from the environment
-        _write_private(password_file, password + "\n")
     env = {k: v for k, v in (os.environ if environ is None else environ).items() if k != PASSWORD_ENV}
     for name in ("ORTHANC_PASSWORD", "STAFF_USERS"):  # never an inherited inline password: the file wins
         env.pop(SERVICE_ENV + name, None)
     env.update({SERVICE_ENV + k: v for k, v in {
-        "ORTHANC_URL": f"http://127.0.0.1:{opts.http_port}", "ORTHANC_USERNAME": ADMIN,
-        "ORTHANC_PASSWORD_FILE": str(password_file), "DATA_DIR": str(opts.service_dir),
-        "PLUGIN_TOKEN_FILE": str(token_file),
+        "ORTHANC_URL": f"http://127.0.0.1:{opts.http_port}", "ORTHANC_USERNAME": SERVICE_USER,
+        "ORTHANC_PASSWORD_FILE": str(data / SERVICE_CREDENTIAL), "DATA_DIR": str(opts.service_dir),
+        "PLUGIN_TOKEN_FILE": str(data / "service-token"),
         "PLUGIN_AUDIT_LOG": str(data / "gdpr-state" / "audit.jsonl"), "PLUGIN_KEY_FILE": str(data / "gdpr.key"),
         "HOST": "127.0.0.1", "PORT": str(opts.service_port)}.items()})
     return env
@@ -169,21 +160,27 @@ def base_config() -> dict:
     return config
 
 
-def write_config(opts: ServeOptions, password: str) -> Path:
-    """Orthanc's configuration for this data directory (mode 0600: it holds the password)."""
+def write_config(opts: ServeOptions, password: str | None) -> Path:
+    """Orthanc's configuration for this data directory (mode 0600). With the service, Orthanc's
+    own user list is off and the plugin checks every request against the service's accounts
+    (``AuthenticateWithService``); the service logs in with its own credential. Without it,
+    Orthanc's ``admin`` with ``password``."""
     data = opts.data_dir.resolve()
     config = base_config()
     gdpr = {"KeyFile": str(data / "gdpr.key"), "StateDirectory": str(data / "gdpr-state"),
             "DownloadProfiles": ["basic", "research", "teaching", "clinical-trial"]}
     if opts.routing_rules:
         gdpr["RoutingRules"] = str(opts.routing_rules.resolve())
-    if opts.service_url:  # the consent gate asks the service beside Orthanc
-        gdpr["ConsentServiceUrl"] = opts.service_url
-        gdpr["ConsentServiceTokenFile"] = str(data / "service-token")
+    if opts.service_url:  # the consent gate and the accounts: the service beside Orthanc
+        gdpr.update({"ConsentServiceUrl": opts.service_url, "ConsentServiceTokenFile": str(data / "service-token"),
+                     "AuthenticateWithService": True, "ServiceCredentialFile": str(data / SERVICE_CREDENTIAL)})
+        config.pop("RegisteredUsers", None)
+        config["AuthenticationEnabled"] = False  # Orthanc's own list would refuse the accounts first
+    else:
+        config["RegisteredUsers"] = {ADMIN: password}
     config.update({
         "HttpPort": opts.http_port, "DicomPort": opts.dicom_port,
         "StorageDirectory": str(data / "storage"), "IndexDirectory": str(data / "storage"),
-        "RegisteredUsers": {ADMIN: password},
         "Plugins": [str(PYTHON_PLUGIN)], "PythonScript": str(ENTRY_SCRIPT), "Gdpr": gdpr,
     })
     path = data / "orthanc.json"
@@ -422,15 +419,21 @@ def serve(opts: ServeOptions) -> int:
     (opts.data_dir / "gdpr-state").mkdir(mode=0o700, exist_ok=True)
     if not (opts.data_dir / "gdpr.key").exists():
         create_key_file(opts.data_dir / "gdpr.key")
-    password, created = admin_password(opts.data_dir)
-    env, dpo = None, None
+    password, created, env, dpo = None, False, None, None
     if opts.service_port:
         service_token(opts.data_dir)
-        env = service_env(opts, password, opts.data_dir.resolve() / "service-token")
+        _secret_file(opts.data_dir / SERVICE_CREDENTIAL, lambda: secrets.token_hex(32))
+        env = service_env(opts)
         dpo = seed_dpo(opts.data_dir, env)
+    else:
+        password, created = admin_password(opts.data_dir)
     config = write_config(opts, password)
     print(f"orthanc-gdpr: data directory {opts.data_dir.resolve()}")
-    print(f"orthanc-gdpr: Orthanc REST and web UI  http://127.0.0.1:{opts.http_port}/  (user {ADMIN})")
+    if opts.service_url:
+        print(f"orthanc-gdpr: Orthanc REST and web UI  http://127.0.0.1:{opts.http_port}/gdpr-login  "
+              "(staff accounts: orthanc-gdpr users)")
+    else:
+        print(f"orthanc-gdpr: Orthanc REST and web UI  http://127.0.0.1:{opts.http_port}/  (user {ADMIN})")
     print(f"orthanc-gdpr: plugin health            http://127.0.0.1:{opts.http_port}/gdpr/health")
     print(f"orthanc-gdpr: DICOM                    AET ORTHANC_GDPR on port {opts.dicom_port} (declared modalities only)")
     if opts.service_url:

@@ -15,6 +15,10 @@ Bad or missing settings stop Orthanc with a clear message instead of running hal
       "ArchiveCompression": "stored",                        // or "deflate-fast"
       "RestrictIdentifiedExport": false,                     // filter Orthanc's plain export routes
       "IdentifiedExportUsers": ["admin"],                    // who may still use them
+      "AuthenticateWithService": false,                      // every request: the service's accounts
+      "ServiceCredentialFile": "/etc/orthanc-gdpr/service.credential", // the service's login to Orthanc
+      "LoginCacheSeconds": 30,                               // how long a verified login is trusted
+      "CareUsers": [],                                       // without accounts: who counts as clinician
       "Retry": {"FirstDelaySeconds": 5, "MaxDelaySeconds": 600, "MaxAttempts": 20},
       "QueueDatabaseUrl": "postgresql://orthanc@db/gdpr",   // optional: one routing queue for replicas
       "ReleaseServiceUrl": "http://127.0.0.1:8000",          // release gate (default: ConsentServiceUrl)
@@ -35,6 +39,13 @@ Rules with ``"review": "required"`` need a release service (``ReleaseServiceUrl`
 ``awaiting-review`` and ask the service every ``ReviewPollSeconds``; an unreachable service keeps
 them waiting (never sending); after ``ReviewExpiryDays`` they expire.
 
+With ``AuthenticateWithService`` (needs ``ConsentServiceUrl`` and ``ConsentServiceTokenFile``, and
+Orthanc's own ``AuthenticationEnabled`` off, since Orthanc would refuse the accounts before the
+plugin sees them), every HTTP request is checked against the portability service's staff
+accounts (:mod:`orthanc_gdpr.identity`); ``GET /gdpr-login`` asks a browser for them and opens
+Orthanc Explorer. Orthanc's own routes that hand out identified data are gated and audited
+(:mod:`orthanc_gdpr.egress`) in every mode.
+
 Downloads honour the consent registry (``ConsentFile`` / ``ConsentServiceUrl``): a restriction
 (Art. 18) or objection (Art. 21) refuses every download purpose (``?purpose=``, default
 "download") except "care"; an unreachable registry refuses with 503.
@@ -53,7 +64,8 @@ SECTION = "Gdpr"
 _KEYS = {"KeyFile", "StateDirectory", "ProfilesDirectory", "RoutingRules", "ConsentFile", "ConsentServiceUrl",
          "ConsentServiceTokenFile", "DownloadProfiles", "DefaultDownloadProfile", "ArchiveCompression",
          "RestrictIdentifiedExport", "IdentifiedExportUsers", "Retry", "Workers", "WorkerPython", "QueueDatabaseUrl",
-         "ReleaseServiceUrl", "ReleaseServiceTokenFile", "ReviewExpiryDays", "ReviewPollSeconds", "WorkspaceUrl"}
+         "ReleaseServiceUrl", "ReleaseServiceTokenFile", "ReviewExpiryDays", "ReviewPollSeconds", "WorkspaceUrl",
+         "AuthenticateWithService", "ServiceCredentialFile", "LoginCacheSeconds", "CareUsers"}
 
 
 class ConfigError(ValueError):
@@ -85,6 +97,10 @@ class Settings:
     review_expiry_days: float = 14.0
     review_poll_seconds: float = 30.0
     workspace_url: str = ""
+    authenticate_with_service: bool = False
+    service_credential_file: Path | None = None
+    login_cache_seconds: float = 30.0
+    care_users: tuple[str, ...] = ()
 
     @property
     def queue_path(self) -> Path:
@@ -163,6 +179,21 @@ def parse_settings(config: dict) -> Settings:
         raise ConfigError(f'"{SECTION}.ReviewExpiryDays" and "ReviewPollSeconds" must be above 0')
     consent_url = str(section.get("ConsentServiceUrl", ""))
     release_url = str(section.get("ReleaseServiceUrl", "") or consent_url)
+    accounts = section.get("AuthenticateWithService", False)
+    if not isinstance(accounts, bool):
+        raise ConfigError(f'"{SECTION}.AuthenticateWithService" is true or false')
+    if accounts and not (section.get("ConsentServiceUrl") and section.get("ConsentServiceTokenFile")):
+        raise ConfigError(f'"{SECTION}.AuthenticateWithService" needs "ConsentServiceUrl" and "ConsentServiceTokenFile" '
+                          "(the portability service holds the accounts)")
+    if accounts and config.get("AuthenticationEnabled") is not False:
+        raise ConfigError(f'"{SECTION}.AuthenticateWithService" needs "AuthenticationEnabled": false: Orthanc would '
+                          "otherwise refuse every account before the plugin checks it")
+    cache = section.get("LoginCacheSeconds", 30)
+    if isinstance(cache, bool) or not isinstance(cache, (int, float)) or not 0 <= cache <= 300:
+        raise ConfigError(f'"{SECTION}.LoginCacheSeconds" is a number of seconds from 0 to 300')
+    care_users = section.get("CareUsers", [])
+    if not isinstance(care_users, list) or not all(isinstance(u, str) for u in care_users):
+        raise ConfigError(f'"{SECTION}.CareUsers" is a list of user names')
     return Settings(
         key_file=key_file, state_dir=state_dir, profiles_dir=profiles, routing_rules=rules,
         consent_file=_path(section, "ConsentFile"), consent_url=str(section.get("ConsentServiceUrl", "")),
@@ -174,4 +205,7 @@ def parse_settings(config: dict) -> Settings:
         queue_database_url=queue_url, release_url=release_url,
         release_token_file=_path(section, "ReleaseServiceTokenFile") or _path(section, "ConsentServiceTokenFile"),
         review_expiry_days=expiry, review_poll_seconds=poll,
-        workspace_url=str(section.get("WorkspaceUrl", "") or release_url).rstrip("/"))
+        workspace_url=str(section.get("WorkspaceUrl", "") or release_url).rstrip("/"),
+        authenticate_with_service=accounts,
+        service_credential_file=_path(section, "ServiceCredentialFile"), login_cache_seconds=float(cache),
+        care_users=tuple(care_users))

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from .. import releases
-from ..auth import Staff, require
+from ..auth import Staff, machine_or_staff, require
 from ..web.evidence import evidence_response
 from .deps import db as get_db
 
@@ -53,7 +53,7 @@ def listing(study: str | None = None, staff: Staff = Depends(require("reviewer")
 
 @router.get("/releases/standing")
 def standing(study: str = Query(...), rule: str = Query(...), profile: str = Query(...),
-             staff: Staff = Depends(require("staff")), db=Depends(get_db)) -> dict:
+             staff: Staff = Depends(machine_or_staff("staff")), db=Depends(get_db)) -> dict:
     release = releases.standing(db, study, rule, profile)
     if release is None:
         return {"decision": "none"}
@@ -73,5 +73,5 @@ def evidence(request: Request, release_id: int, staff: Staff = Depends(require("
 
 
 @router.post("/releases/{release_id}/void")
-def void(release_id: int, body: VoidIn, staff: Staff = Depends(require("staff")), db=Depends(get_db)) -> dict:
+def void(release_id: int, body: VoidIn, staff: Staff = Depends(machine_or_staff("staff")), db=Depends(get_db)) -> dict:
     return releases.to_dict(releases.void(db, release_id, body.reason, staff.name))

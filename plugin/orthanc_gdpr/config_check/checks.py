@@ -267,7 +267,16 @@ def _true(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
+def _plugin_authenticates(cfg: Config) -> bool:
+    """The orthanc-gdpr plugin checks every request against the service's accounts."""
+    gdpr = cfg.values.get("Gdpr")
+    return (isinstance(gdpr, dict) and gdpr.get("AuthenticateWithService") is True
+            and "python" in str(cfg.values.get("Plugins", "")).lower())
+
+
 def _effective_auth(cfg: Config) -> bool:
+    if _plugin_authenticates(cfg):
+        return True
     # Orthanc >= 1.5.8: when absent, authentication follows RemoteAccessAllowed.
     if cfg.explicit("AuthenticationEnabled"):
         return _true(cfg.values["AuthenticationEnabled"])
@@ -287,7 +296,7 @@ def check_authentication(cfg: Config) -> Result:
         yield "remote-access-without-auth", '"RemoteAccessAllowed": true, "AuthenticationEnabled": false'
     elif not auth:
         yield "auth-disabled", '"AuthenticationEnabled": false (loopback clients only)'
-    if auth and not _users(cfg):
+    if auth and not _users(cfg) and not _plugin_authenticates(cfg):
         if remote:  # Orthanc then creates orthanc:orthanc itself ("Your setup is INSECURE")
             yield "default-credentials", ('authentication on, remote access on and no "RegisteredUsers": '
                                           "Orthanc creates the user orthanc/orthanc")

@@ -30,7 +30,9 @@ from ..downloads import instance_ids, stream_archive, write_archive
 from ..orthanc_api import OrthancApiError, patient_identity
 from ..routing.consent import CARE, MissingPatientId, decide
 from ..routing.rules import RuleError
-from ..runtime import IDENTIFIED_EXPORT_ROUTES, Runtime
+from ..egress import BODY_ROUTES, Egress, classify, purpose_of, purpose_of_post, resources_of_body
+from ..identity import AccountsUnavailable, Identity
+from ..runtime import Runtime
 from ..settings import ConfigError, parse_settings
 from .api import PluginApi
 
@@ -155,7 +157,9 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
         def handler(output: Any, uri: str, **request: Any) -> None:
             job_id = int(request["groups"][0])
             done = rt.queue.retry(job_id) if action == "retry" else rt.queue.cancel(job_id)
-            rt.audit.append(f"route.{action}", user=_user(request), job=job_id, result="ok" if done else "not-applicable")
+            who = identity(request)
+            rt.audit.append(f"route.{action}", user=who.name, role=who.role, job=job_id,
+                            result="ok" if done else "not-applicable")
             if not done:
                 _error(output, 409, f"job {job_id} cannot be {action}ed in its current state")
                 return
@@ -189,17 +193,26 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
         purpose = (request.get("get") or {}).get("purpose") or DEFAULT_PURPOSE
         return purpose if PURPOSE.match(purpose) else None
 
-    def consent_refusal(output: Any, level: str, resource: str, user: str, purpose: str, profile: str) -> bool:
+    def identity(request: dict) -> Identity:
+        """The person behind a request that the filter let through (a cache hit with accounts)."""
+        try:
+            who = rt.identify(_authorization(request), request.get("ip") or "", _user(request))
+        except AccountsUnavailable:
+            who = None
+        return who or Identity(_user(request), "staff")
+
+    def consent_refusal(output: Any, level: str, resource: str, who: Identity, purpose: str, profile: str) -> bool:
         """Apply the consent registry to a download; answer and audit a refusal (True) or let it
-        through (False). Raises OrthancApiError for a missing resource."""
+        through (False). For a restricted or objecting patient, care is open to a clinician or the
+        dpo only. Raises OrthancApiError for a missing resource."""
         if rt.router.consent is None:
             return False
         patient_id, issuer = patient_identity(rt.router.api, level, resource)
-        decision = decide(rt.router.consent, patient_id, issuer, purpose, DOWNLOAD_LAWFUL_BASIS)
+        decision = decide(rt.router.consent, patient_id, issuer, purpose, DOWNLOAD_LAWFUL_BASIS, who.may_act_for_care)
         if decision.verdict == "allow":
             return False
-        rt.audit.append("download.refused", user=user, level=level, resource=resource, profile=profile,
-                        purpose=purpose, reason=decision.reason)
+        rt.audit.append("download.refused", user=who.name, role=who.role, level=level, resource=resource,
+                        profile=profile, purpose=purpose, reason=decision.reason)
         if decision.verdict == "wait":  # an unreachable registry never means "send anyway"
             _error(output, 503, f"download refused for now: {decision.reason}; try again later")
         elif decision.verdict == "reject":
@@ -211,17 +224,18 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
 
     def archive(level: str):
         def handler(output: Any, uri: str, **request: Any) -> None:
-            resource, user = request["groups"][0], _user(request)
+            resource, who = request["groups"][0], identity(request)
             engine, purpose = download_profile(request), download_purpose(request)
             if engine is None or purpose is None:
                 reason = "profile not offered for downloads" if engine is None else "malformed purpose"
-                rt.audit.append("download.refused", user=user, level=level, resource=resource, reason=reason)
+                rt.audit.append("download.refused", user=who.name, role=who.role, level=level, resource=resource,
+                                reason=reason)
                 _error(output, 400, f"profile must be one of {', '.join(rt.settings.download_profiles)}"
                        if engine is None else "purpose must be a lower-case word such as 'download', "
                        "'research' or 'care'")
                 return
             try:
-                if consent_refusal(output, level, resource, user, purpose, engine.profile.name):
+                if consent_refusal(output, level, resource, who, purpose, engine.profile.name):
                     return
                 instances = instance_ids(rt.router.api, level, resource)
             except OrthancApiError:
@@ -230,7 +244,8 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
 
             def audited(run) -> None:
                 summary = run.summary()
-                rt.audit.append("download", user=user, level=level, resource=resource, profile=engine.profile.name,
+                rt.audit.append("download", user=who.name, role=who.role, level=level, resource=resource,
+                                profile=engine.profile.name,
                                 purpose=purpose, result="sent", instances=summary["instances_written"],
                                 held_back=summary["instances_held_back"], classification=PSEUDONYMISED)
 
@@ -240,7 +255,7 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
         return handler
 
     def on_instance_file(output: Any, uri: str, **request: Any) -> None:
-        instance, user = request["groups"][0], _user(request)
+        instance, who = request["groups"][0], identity(request)
         engine, purpose = download_profile(request), download_purpose(request)
         if engine is None:
             _error(output, 400, f"profile must be one of {', '.join(rt.settings.download_profiles)}")
@@ -249,18 +264,19 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
             _error(output, 400, "purpose must be a lower-case word such as 'download', 'research' or 'care'")
             return
         try:
-            if consent_refusal(output, "instances", instance, user, purpose, engine.profile.name):
+            if consent_refusal(output, "instances", instance, who, purpose, engine.profile.name):
                 return
             ds, dicom, report = deidentify_bytes(engine, rt.router.api.get(f"/instances/{instance}/file"))
         except OrthancApiError:
             _error(output, 404, "no such instance")
             return
         except DeidentificationError as e:
-            rt.audit.append("download.held-back", user=user, level="instances", resource=instance,
+            rt.audit.append("download.held-back", user=who.name, role=who.role, level="instances", resource=instance,
                             profile=engine.profile.name, error=str(e))
             _error(output, 422, f"instance held back: {e}")
             return
-        rt.audit.append("download", user=user, level="instances", resource=instance, profile=engine.profile.name,
+        rt.audit.append("download", user=who.name, role=who.role, level="instances", resource=instance,
+                        profile=engine.profile.name,
                         purpose=purpose, result="sent", instances=1, held_back=0, classification=PSEUDONYMISED)
         output.SetHttpHeader("Content-Disposition", f'attachment; filename="{output_path(ds, report).name}"')
         output.AnswerBuffer(dicom, "application/dicom")
@@ -311,22 +327,106 @@ def _register_routes(orthanc: Any, rt: Runtime, config: dict | None = None) -> N
         orthanc.ExtendOrthancExplorer(explorer_script(rt))
     rt.worker.on_error = lambda e: orthanc.LogError(f"{PLUGIN_NAME}: routing worker: {type(e).__name__}: {e}")
 
-    if rt.settings.restrict_identified_export:
-        # Plugin 4.0 calls filter(uri, method=, ip=, headers=, get=): no user name is passed, so it
-        # is read from the Basic credentials, which Orthanc has already checked at this point.
-        def on_request(uri: str, **request: Any) -> bool:
-            try:
-                username = request.get("username") or _user(request)
-                allowed = rt.may_export_identified(uri, "" if username == "anonymous" else username,
-                                                   _authorization(request))
-                if not allowed:
-                    rt.audit.append("export.refused", user=username, uri=uri,
-                                    reason="identified export not permitted for this user")
-                return allowed
-            except Exception as e:  # fail closed: an error in the filter never opens the export routes
-                orthanc.LogError(f"{PLUGIN_NAME}: request filter: {type(e).__name__}: {e}")
-                return not IDENTIFIED_EXPORT_ROUTES.match(uri)
-        orthanc.RegisterIncomingHttpRequestFilter(on_request)
+    for pattern in BODY_ROUTES:
+        orthanc.RegisterRestCallback(pattern, post_only(body_egress(orthanc, rt, pattern)))
+    if rt.accounts is not None:
+        orthanc.RegisterRestCallback(LOGIN_URI, get_only(login_page(orthanc, rt)))
+    orthanc.RegisterIncomingHttpRequestFilter(request_filter(orthanc, rt))
+
+
+#: Where a browser logs into Orthanc (Explorer) with a staff account: answers 401 with a Basic
+#: challenge until the browser sends a valid login, then redirects to Orthanc Explorer. The
+#: browser then sends that login with every request to this server (its path is at the root).
+LOGIN_URI = "/gdpr-login"
+REALM = "orthanc-gdpr"
+
+
+def login_page(orthanc: Any, rt: Runtime):
+    def handler(output: Any, uri: str, **request: Any) -> None:
+        try:
+            who = rt.identify(_authorization(request), request.get("ip") or "", "")
+        except AccountsUnavailable as e:
+            orthanc.LogError(f"{PLUGIN_NAME}: login page: account service unavailable: {e}")
+            _error(output, 503, "the account service does not answer; try again later")
+            return
+        if who is None:
+            output.SendUnauthorized(REALM)
+            return
+        output.Redirect("/app/explorer.html")
+    return handler
+
+
+def request_filter(orthanc: Any, rt: Runtime):
+    """Orthanc's incoming-request filter: who is asking (with ``AuthenticateWithService``, every
+    request needs a valid account), the legacy ``RestrictIdentifiedExport`` list, and the gate on
+    identified egress (:mod:`orthanc_gdpr.egress`). Plugin 4.0 calls it as
+    ``filter(uri, method=, ip=, headers=, get=)``, without a user name: it is read from the
+    Basic credentials. Anything unexpected refuses (fail closed)."""
+
+    def on_request(uri: str, **request: Any) -> bool:
+        try:
+            if uri == LOGIN_URI and rt.accounts is not None:
+                return True
+            authorization, username = _authorization(request), request.get("username") or _user(request)
+            who = rt.identify(authorization, request.get("ip") or "", "" if username == "anonymous" else username)
+            if who is None:
+                return False
+            if not rt.may_export_identified(uri, who.name, authorization):
+                rt.audit.append("export.refused", user=who.name, role=who.role, uri=uri,
+                                reason="identified export not permitted for this user")
+                return False
+            egress = classify(uri, _method(request), request.get("get") or {})
+            return egress is None or rt.egress.check(who, egress, purpose_of(request.get("get") or {})).allowed
+        except AccountsUnavailable as e:
+            orthanc.LogError(f"{PLUGIN_NAME}: request refused: the account service does not answer ({e})")
+            return False
+        except Exception as e:  # noqa: BLE001 - fail closed: an error in the filter never opens Orthanc
+            orthanc.LogError(f"{PLUGIN_NAME}: request filter: {type(e).__name__}: {e}")
+            return False
+    return on_request
+
+
+#: OrthancPluginHttpMethod: the filter of plugin 4.0 passes the method as this number.
+HTTP_METHODS = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE"}
+
+
+def _method(request: dict) -> str:
+    method = request.get("method")
+    return method if isinstance(method, str) else HTTP_METHODS.get(int(method or 0), "")
+
+
+def body_egress(orthanc: Any, rt: Runtime, pattern: str):
+    """Orthanc's store/archive routes that name their resources in the body: gated and audited
+    here, then handed to Orthanc's own implementation (``RestApiPost`` reaches the built-in route).
+    The purpose is the body's "Purpose" or the ``X-Purpose`` header (Orthanc gives plugins no
+    query string for a POST)."""
+    route = pattern.replace("([^/]+)", "*").strip("/")
+
+    def handler(output: Any, uri: str, **request: Any) -> None:
+        purpose, body = purpose_of_post(request.get("headers") or {}, request.get("body") or b"")
+        try:
+            resources = resources_of_body(body)
+        except ValueError as e:
+            _error(output, 400, f"body: {e}; give one Orthanc ID, a list of IDs or {{\"Resources\": [...]}}")
+            return
+        try:
+            who = rt.identify(_authorization(request), request.get("ip") or "", _user(request))
+        except AccountsUnavailable:
+            who = None
+        who = who or Identity(_user(request), "staff")
+        groups = request.get("groups") or ()
+        egress = Egress(route, tuple(("", r) for r in resources), destination=groups[0] if groups else None)
+        verdict = rt.egress.check(who, egress, purpose)
+        if not verdict.allowed:
+            _error(output, verdict.status, verdict.reason)
+            return
+        try:
+            answer = orthanc.RestApiPost(uri, body)
+        except orthanc.OrthancException as e:
+            _error(output, 404 if verdict.status == 404 else 400, f"Orthanc refused the request: {e}")
+            return
+        output.AnswerBuffer(answer, "application/zip" if answer[:2] == b"PK" else "application/json")
+    return handler
 
 
 def explorer_script(rt: Runtime) -> str:

@@ -48,10 +48,12 @@ class ConsentSource(Protocol):
     def standing(self, patient_id: str, issuer: str, purpose: str) -> Standing: ...
 
 
-def decide(source: ConsentSource | None, patient_id: str, issuer: str, purpose: str, lawful_basis: str) -> Decision:
+def decide(source: ConsentSource | None, patient_id: str, issuer: str, purpose: str, lawful_basis: str,
+           may_act_for_care: bool = True) -> Decision:
     """Apply the gate: consent-based sending needs consent; restriction or objection blocks
-    every purpose other than care; an unreachable source defers the decision; data without a
-    PatientID is rejected (no registry can answer for it)."""
+    every purpose other than care, and care too unless the person asking ``may_act_for_care``
+    (a clinician or the dpo; a routing rule for care is configured by the site); an unreachable
+    source defers the decision; data without a PatientID is rejected (no registry can answer for it)."""
     if source is None:
         if lawful_basis == "consent":
             return Decision("refuse", "lawful basis is consent but no consent source is configured")
@@ -66,6 +68,10 @@ def decide(source: ConsentSource | None, patient_id: str, issuer: str, purpose: 
         return Decision("refuse", "processing of this patient's data is restricted (Art. 18)")
     if purpose != CARE and standing.objected:
         return Decision("refuse", "the patient objected to this processing (Art. 21)")
+    if (standing.restricted or standing.objected) and not may_act_for_care:
+        why = "restricted (Art. 18)" if standing.restricted else "objected to (Art. 21)"
+        return Decision("refuse", f"processing of this patient's data is {why}: only a clinician or the dpo "
+                                  "may take it for care")
     if lawful_basis == "consent" and not standing.consent:
         return Decision("refuse", f"no recorded consent for purpose {purpose!r}")
     return Decision("allow", f"lawful basis {lawful_basis}" + (", consent recorded" if standing.consent else ""))

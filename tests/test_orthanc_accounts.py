@@ -1,0 +1,157 @@
+"""One identity for Orthanc and the service, under `orthanc-gdpr serve` (real Orthanc, real service),
+on SQLite and on PostgreSQL: staff accounts log into Orthanc's REST API and Explorer; Orthanc's own
+routes that hand out identified data are audited with person, role and purpose; a restricted
+patient's data leaves only for care and only for a clinician; the plugin fails closed when the
+account service does not answer.
+"""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import time
+import zipfile
+
+import pytest
+import requests
+
+from orthanc_server import make_ct_study
+from pg import throwaway_database
+from test_serve import ServeProcess
+
+pytestmark = pytest.mark.integration
+
+ALICE = ("alice", "Front-desk-lantern-31")  # staff
+CARL = ("carl", "Ward-round-harbour-58")  # clinician
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(request, tmp_path):
+    """`serve` with alice (staff) and carl (clinician) added by the first dpo through /api/users."""
+    env = {}
+    if request.param == "postgresql":
+        database = throwaway_database("accounts_serve")
+        env["ORTHANC_GDPR_SERVICE_DATABASE_URL"] = database.__enter__()
+    server = ServeProcess(tmp_path / "data", env=env)
+    try:
+        server.start()
+        server.wait_service()
+        for name, password, role in ((*ALICE, "staff"), (*CARL, "clinician")):
+            r = requests.post(server.service_url + "/api/users", json={"name": name, "role": role, "password": password},
+                              auth=server.dpo_auth, timeout=30)
+            assert r.status_code == 201, r.text
+        yield server
+    finally:
+        server.stop()
+        if request.param == "postgresql":
+            database.__exit__(None, None, None)
+
+
+def service_records(site, event: str) -> list[dict]:
+    r = requests.get(site.service_url + "/api/audit/records", params={"event": event}, auth=site.dpo_auth, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def upload(site, patient_id: str) -> str:
+    ids = [requests.post(site.url + "/instances", data=d, auth=site.dpo_auth, timeout=30).json()["ID"]
+           for d in make_ct_study(2, patient_id=patient_id, series=1)]
+    return requests.get(f"{site.url}/instances/{ids[0]}/study", auth=site.dpo_auth, timeout=10).json()["ID"]
+
+
+def test_staff_accounts_log_into_orthanc_rest_and_explorer(site):
+    assert requests.get(site.url + "/system", auth=ALICE, timeout=10).status_code == 200
+    page = requests.get(site.url + "/app/explorer.html", auth=ALICE, timeout=10)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert requests.get(site.service_url + "/requests", auth=ALICE, timeout=10).status_code == 200  # same account
+
+    # a browser without a login is asked for one at /gdpr-login, then sent on to Explorer
+    challenge = requests.get(site.url + "/gdpr-login", timeout=10)
+    assert challenge.status_code == 401 and challenge.headers["WWW-Authenticate"].startswith("Basic ")
+    login = requests.get(site.url + "/gdpr-login", auth=CARL, timeout=10, allow_redirects=False)
+    assert login.status_code in (301, 302, 303, 307) and login.headers["Location"].endswith("/app/explorer.html")
+    assert requests.get(site.url + "/app/explorer.html", timeout=10).status_code == 403  # no login, no page
+
+    # wrong password, unknown user: refused, and the service audits the attempt for Orthanc
+    assert requests.get(site.url + "/system", auth=(ALICE[0], "not-her-password"), timeout=10).status_code == 403
+    assert requests.get(site.url + "/system", auth=("mallory", "guess-123456"), timeout=10).status_code == 403
+    failed = [r for r in service_records(site, "login.failed") if r.get("channel") == "orthanc"]
+    assert {r["actor"] for r in failed} == {"alice", "mallory"} and all(r["client"] == "127.0.0.1" for r in failed)
+
+    # a disabled account is refused (it was never used on Orthanc, so nothing is cached for it)
+    requests.post(site.service_url + "/api/users", json={"name": "bob", "role": "staff", "password": "Quiet-" + ALICE[1]},
+                  auth=site.dpo_auth, timeout=30)
+    requests.post(site.service_url + "/api/users/bob/disable", auth=site.dpo_auth, timeout=30)
+    assert requests.get(site.url + "/system", auth=("bob", "Quiet-" + ALICE[1]), timeout=10).status_code == 403
+    assert any(r["actor"] == "bob" and r["reason"] == "account disabled" for r in service_records(site, "login.failed"))
+
+    # five wrong passwords through Orthanc lock the account: the right one is refused too
+    requests.post(site.service_url + "/api/users", json={"name": "dave", "role": "staff", "password": "Blue-" + ALICE[1]},
+                  auth=site.dpo_auth, timeout=30)
+    for _ in range(5):
+        assert requests.get(site.url + "/system", auth=("dave", "wrong-password"), timeout=10).status_code == 403
+    assert requests.get(site.url + "/system", auth=("dave", "Blue-" + ALICE[1]), timeout=10).status_code == 403
+    assert any(r["actor"] == "dave" and r.get("channel") == "orthanc" for r in service_records(site, "login.throttled"))
+
+
+def test_restricted_patient_leaves_orthanc_only_for_care_by_a_clinician(site):
+    restricted, other = upload(site, "RESTRICT-ACC-1"), upload(site, "FREE-ACC-2")
+    r = requests.post(site.service_url + "/api/flags", auth=ALICE, timeout=30,
+                      json={"patient_id": "RESTRICT-ACC-1", "kind": "restriction", "reason": "contested accuracy"})
+    assert r.status_code == 201, r.text
+
+    def get(who, path, **params):
+        return requests.get(site.url + path, auth=who, params=params, timeout=60)
+
+    # clinician carl, for care: the identified archive and the de-identified download
+    care = get(CARL, f"/studies/{restricted}/archive", purpose="care")
+    assert care.status_code == 200 and len(zipfile.ZipFile(io.BytesIO(care.content)).namelist()) == 2
+    assert get(CARL, f"/gdpr/studies/{restricted}/archive", purpose="care").status_code == 200
+    # front-desk alice: refused even for care; carl without the purpose care: refused
+    assert get(ALICE, f"/studies/{restricted}/archive", purpose="care").status_code == 403
+    assert get(ALICE, f"/studies/{restricted}/media", purpose="care").status_code == 403
+    instance = requests.get(f"{site.url}/studies/{restricted}/instances", auth=CARL, timeout=10).json()[0]["ID"]
+    assert get(ALICE, f"/instances/{instance}/file", purpose="care").status_code == 403
+    assert get(ALICE, f"/gdpr/studies/{restricted}/archive", purpose="care").status_code == 403
+    assert get(CARL, f"/studies/{restricted}/archive").status_code == 403
+    # a body route (several resources at once) is gated the same way
+    r = requests.post(site.url + "/tools/create-archive", auth=ALICE, timeout=60,
+                      json={"Resources": [restricted], "Purpose": "care"})
+    assert r.status_code == 403 and "clinician" in r.json()["error"]
+    r = requests.post(site.url + "/tools/create-archive", auth=CARL, timeout=60, headers={"X-Purpose": "care"},
+                      json={"Resources": [restricted]})
+    assert r.status_code == 200 and r.content[:2] == b"PK"
+    # a patient without a restriction: anyone with an account, audited
+    assert get(ALICE, f"/studies/{other}/archive").status_code == 200
+
+    records = site.audit_records()
+    sent = [(r["user"], r["role"], r["route"], r["purpose"]) for r in records if r["event"] == "export"]
+    assert ("carl", "clinician", "studies/archive", "care") in sent
+    assert ("carl", "clinician", "tools/create-archive", "care") in sent
+    assert ("alice", "staff", "studies/archive", "unspecified") in sent
+    refused = [(r["user"], r["role"], r["route"]) for r in records if r["event"] == "export.refused"]
+    assert {("alice", "staff", "studies/archive"), ("alice", "staff", "studies/media"),
+            ("alice", "staff", "instances/file"), ("carl", "clinician", "studies/archive"),
+            ("alice", "staff", "tools/create-archive")} <= set(refused)
+    assert all("Art. 18" in r["reason"] for r in records if r["event"] == "export.refused")
+    downloads = [(r["event"], r["user"], r["role"]) for r in records if r["event"].startswith("download")]
+    assert ("download", "carl", "clinician") in downloads and ("download.refused", "alice", "staff") in downloads
+    # the service's own records of these people name the role they acted in
+    flag = service_records(site, "restriction.recorded")[0]
+    assert flag["actor"] == "alice" and flag["actor_role"] == "staff"
+
+
+def test_orthanc_refuses_new_logins_while_the_account_service_does_not_answer(site):
+    requests.post(site.service_url + "/api/users", json={"name": "erin", "role": "staff", "password": "Green-" + CARL[1]},
+                  auth=site.dpo_auth, timeout=30)
+    pid = site.service_pid()
+    os.kill(pid, signal.SIGSTOP)  # alive but silent: the plugin's check times out
+    try:
+        start = time.monotonic()
+        assert requests.get(site.url + "/system", auth=("erin", "Green-" + CARL[1]), timeout=30).status_code == 403
+        assert time.monotonic() - start < 15
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert requests.get(site.url + "/system", auth=("erin", "Green-" + CARL[1]), timeout=30).status_code == 200
+    log = (site.data_dir / "orthanc.log").read_text(errors="replace")
+    assert "the account service does not answer" in log
