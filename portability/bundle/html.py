@@ -116,9 +116,11 @@ def index_htm(t, translators, patient: dict, studies: list[dict], thumbs: dict[s
 
 
 def _wrap(text: str, indent: str = "  ") -> str:
+    """A list item (``indent="  "``) or, with ``indent=""``, a plain paragraph, wrapped at 78."""
     import textwrap
 
-    return textwrap.fill(text, width=78, initial_indent=indent + "* ", subsequent_indent=indent + "  ")
+    bullet = "* " if indent else ""
+    return textwrap.fill(text, width=78, initial_indent=indent + bullet, subsequent_indent=indent + " " * len(bullet))
 
 
 def readme_txt(translators, patient: dict, studies: list[dict], notice: Art15, *, issued: str,
