@@ -198,6 +198,10 @@ class Router:
             self._await_review(job, base, "no release decision yet")
             return None
         base["release"] = standing.release
+        if standing.release is not None and job.detail.get("void_release") == standing.release:
+            # Found void before, but the service was not told (or not yet): no second check.
+            self._await_review(job, base, job.detail.get("awaiting", "release void"), void_release=standing.release)
+            return None
         if standing.decision == "reject":
             self._finish(job, "cancelled", {"reason": f"release {standing.release} rejected by {standing.decided_by}: "
                                                       f"{standing.rationale}"}, base)
@@ -224,7 +228,8 @@ class Router:
         if why is not None:
             told = self.gate.service.void(standing.release, why)
             self.audit.append("release.void", **base, reason=why, service_told=told)
-            self._await_review(job, base, f"release {standing.release} is void: {why}; a new review is needed")
+            self._await_review(job, base, f"release {standing.release} is void: {why}; a new review is needed",
+                               void_release=standing.release)
             return None
 
         def reviewed(instance: str) -> bytes:
@@ -234,7 +239,7 @@ class Router:
             return item.read_bytes()
         return reviewed
 
-    def _await_review(self, job: Job, base: dict, reason: str) -> None:
+    def _await_review(self, job: Job, base: dict, reason: str, **detail) -> None:
         """Wait for a release (checked again every poll interval), or expire after N days."""
         gate = self.gate
         assert gate is not None
@@ -242,7 +247,7 @@ class Router:
             self._finish(job, "expired", {"error": f"not released within {gate.expiry_seconds / 86400:g} days "
                                                    f"({reason})"}, base)
             return
-        self.queue.finish(job.id, "awaiting-review", {"awaiting": reason}, retry_in=gate.poll_seconds)
+        self.queue.finish(job.id, "awaiting-review", {"awaiting": reason, **detail}, retry_in=gate.poll_seconds)
         if job.detail.get("awaiting") != reason:  # audited when the reason changes, not at every poll
             self.audit.append("route.awaiting-review", **base, reason=reason)
 
