@@ -75,3 +75,29 @@ def test_audit_verify_without_a_store_is_an_error_not_an_empty_intact_chain(tmp_
     assert cli(["audit", "verify", "--database-url", f"sqlite:///{tmp_path / 'nothing.sqlite'}"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # no database was created on the way
+
+
+def test_a_cut_last_plugin_line_starts_a_new_segment_and_downloads_go_on(orthanc, rights_db, tmp_path):
+    from orthanc_gdpr.audit import verify
+
+    ids = [orthanc.upload(f) for f in make_ct_study(1, patient_id="TAMPER-2", series=1)]
+    study = orthanc.get_json(f"/instances/{ids[0]}/study")["ID"]
+    assert orthanc.get(f"/gdpr/studies/{study}/archive").status_code == 200
+    assert orthanc.get(f"/gdpr/studies/{study}/archive").status_code == 200
+    log = orthanc.state_dir / "audit.jsonl"
+    text = log.read_text()
+    log.write_text(text[: len(text) - 40])  # the last record cut short, as by a crash or an edit
+
+    assert orthanc.get(f"/gdpr/studies/{study}/archive").status_code == 200  # recording goes on
+    records = log.read_text().splitlines()
+    newest = json.loads(records[-1])
+    assert newest["event"] == "download" and newest["seq"] == 3
+    assert newest["segment"] == {"after_line": 2, "reason": "the last line is not a readable record"}
+    assert [(b.line, b.reason) for b in verify(log)] == [(2, "not a JSON record")]  # the break, once
+    with client_for(orthanc, rights_db, tmp_path) as c:
+        answer = c.get("/api/audit/verify", headers=DPO).json()
+        assert answer["first_break"]["line"] == 2 and len(answer["plugin_log"]["breaks"]) == 1
+        imported = c.post("/api/audit/ingest", headers=DPO).json()
+        assert imported["imported"] == 2 and [b["line"] for b in imported["breaks"]] == [2]
+        plugin = c.get("/api/audit/records", params={"source": "plugin"}, headers=DPO).json()
+        assert [r["origin"]["seq"] for r in plugin] == [1, 3]  # the sound records, the cut one left out

@@ -5,6 +5,11 @@ One JSON object per line. Every record carries ``v`` (format version), ``seq`` (
 zeros for the first) and ``hash`` = SHA-256 of the record's canonical JSON without ``hash``.
 Editing, inserting or deleting a line breaks the chain at that point (see :func:`verify`).
 
+A broken chain never stops recording. When the last line cannot be read (edited into something
+that is not a record, or cut short), the next record starts a new *segment*: it carries
+``"segment": {"after_line": N, "reason": ...}`` naming the break, and its ``prev`` is the SHA-256
+of that unreadable line as it stands. :func:`verify` reports the break once, at that line.
+
 Records name who, what resource, profile, destination, purpose, lawful basis, result and counts;
 they never carry PHI values (Orthanc resource IDs and de-identified UIDs only).
 """
@@ -30,17 +35,40 @@ def _digest(record: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _last(path: Path) -> tuple[int, str]:
-    """Sequence number and hash of the last record in ``path`` (0, GENESIS when empty)."""
+def _raw_digest(line: bytes) -> str:
+    return hashlib.sha256(line.rstrip(b"\r\n")).hexdigest()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def _last(path: Path) -> tuple[int, str, dict | None]:
+    """Sequence number and hash of the last record in ``path`` (0, GENESIS when empty), and the
+    segment a new record must name when that last line is not a readable record."""
     if not path.exists() or path.stat().st_size == 0:
-        return 0, GENESIS
+        return 0, GENESIS, None
     with open(path, "rb") as f:
         f.seek(0, os.SEEK_END)
         size = f.tell()
         f.seek(max(0, size - 65536))
         lines = f.read().splitlines()
-    record = json.loads(lines[-1])
-    return int(record["seq"]), str(record["hash"])
+    try:
+        record = json.loads(lines[-1])
+        return int(record["seq"]), str(record["hash"]), None
+    except (ValueError, KeyError, TypeError, IndexError):
+        pass
+    seq = 0  # the unreadable line takes the seq after the last readable one
+    for line in reversed(lines[:-1]):
+        try:
+            seq = int(json.loads(line)["seq"])
+            break
+        except (ValueError, KeyError, TypeError):
+            continue
+    number = sum(1 for _ in open(path, "rb"))
+    return seq + 1, _raw_digest(lines[-1]), {"after_line": number, "reason": "the last line is not a readable record"}
 
 
 class AuditLog:
@@ -61,12 +89,15 @@ class AuditLog:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                seq, prev = _last(self.path)
+                seq, prev, segment = _last(self.path)
                 record = {"v": FORMAT_VERSION, "seq": seq + 1,
                           "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                          "event": event, **fields, "prev": prev}
+                          "event": event, **fields, **({"segment": segment} if segment else {}), "prev": prev}
                 record["hash"] = _digest(record)
-                os.write(fd, (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode())
+                line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+                if segment and not _ends_with_newline(self.path):  # a cut line stays a line of its own
+                    line = "\n" + line
+                os.write(fd, line.encode())
                 os.fsync(fd)
             finally:
                 os.close(fd)  # releases the lock
@@ -80,19 +111,25 @@ class ChainBreak:
 
 
 def verify(path: str | os.PathLike) -> list[ChainBreak]:
-    """Check the whole chain; returns where it breaks (empty list: intact)."""
+    """Check the whole chain; returns where it breaks (empty list: intact). A record that starts a
+    new segment after an unreadable line links to that line's raw SHA-256: the break is reported
+    once, at the unreadable line."""
     breaks: list[ChainBreak] = []
-    prev, seq = GENESIS, 0
-    with open(path, encoding="utf-8") as f:
+    prev, seq, raw = GENESIS, 0, ""
+    with open(path, "rb") as f:
         for number, line in enumerate(f, start=1):
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+                if not isinstance(record, dict):
+                    raise ValueError("not an object")
+            except ValueError:
                 breaks.append(ChainBreak(number, "not a JSON record"))
+                prev, seq, raw = None, seq + 1, _raw_digest(line)
                 continue
             if record.get("hash") != _digest(record):
                 breaks.append(ChainBreak(number, "record content does not match its hash (edited)"))
-            if record.get("prev") != prev:
+            segment = isinstance(record.get("segment"), dict) and record["segment"].get("after_line") == number - 1
+            if record.get("prev") != (raw if segment and prev is None else prev):
                 breaks.append(ChainBreak(number, "previous-hash link broken (record inserted or deleted before it)"))
             if record.get("seq") != seq + 1:
                 breaks.append(ChainBreak(number, f"sequence jumps from {seq} to {record.get('seq')}"))
