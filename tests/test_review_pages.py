@@ -139,3 +139,31 @@ def test_a_multi_frame_series_gets_a_frame_slider_and_ct_window_presets_change_t
                     for w in ("default", "lung", "bone")}
         assert len(pictures) == 3
         assert c.get(after.replace("window=default", "window=rainbow"), headers=basic("rita")).status_code == 400
+
+
+def test_masked_boxes_are_outlined_on_the_after_picture(app, orthanc, tmp_path, monkeypatch):
+    import io
+    import json
+    import shutil
+
+    from PIL import Image
+    from pydicom.data import get_testdata_file
+
+    from orthanc_gdpr.deid.profile import DEFAULT_PROFILES_DIR, PROFILES_ENV
+
+    profiles = tmp_path / "profiles"
+    shutil.copytree(DEFAULT_PROFILES_DIR, profiles)
+    (profiles / "pixels.json").write_text(json.dumps({
+        "name": "pixels", "description": "Basic profile with burned-in text masked",
+        "options": {"clean-pixel-data": "Ultrasound carries names and dates in the image."}}))
+    monkeypatch.setenv(PROFILES_ENV, str(profiles))
+    orthanc.upload(get_testdata_file("US1_UNCR.dcm"))  # an ultrasound with burned-in annotations
+    study = orthanc.get_json("/studies")[0]
+    with TestClient(app) as c:
+        doc = c.get(f"/api/studies/{study}/review", params={"profile": "pixels"}, headers=basic("rita")).json()
+        series = doc["series"][0]
+        assert len(series["masked_boxes"]) >= 5
+        assert any(k.startswith("burned-in text") for k in doc["residual_risk"])
+        picture = Image.open(io.BytesIO(c.get(series["images"]["after"], headers=basic("rita")).content)).convert("RGB")
+        red = sum(1 for r, g, b in picture.getdata() if r > 200 and g < 90 and b < 90)
+        assert red > 500  # the outlines
