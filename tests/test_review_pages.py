@@ -8,6 +8,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from browser import LiveService
 from orthanc_server import make_ct_study
@@ -63,6 +64,10 @@ def test_json_twin_shows_action_rule_purpose_and_hides_originals_from_staff(app,
         assert after.status_code == 200 and after.content[:3] == b"\xff\xd8\xff"
         before = c.get(doc["series"][0]["images"]["before"], headers=basic("sam"))
         assert before.status_code == 403
+        assert c.get(doc["series"][0]["images"]["before"], headers=basic("rita")).status_code == 200
+        with app.state.db.engine.connect() as conn:
+            events = [row[0] for row in conn.execute(text("SELECT event FROM portability_audit"))]
+        assert {"review.viewed", "review.picture", "access.refused"} <= set(events)
 
 
 def test_filters_and_bad_input(app, study):

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from .. import audit
-from ..auth import Staff
+from ..auth import Staff, refuse
 from ..errors import ServiceError
 from ..review.images import WINDOWS, ImageUnavailable, render_picture
 from ..review.search import StudyQuery, find_studies, load_study
@@ -97,6 +97,7 @@ def review_image(request: Request, study_id: str, instance: str, staff: Staff, p
     if window not in WINDOWS:
         raise ServiceError(f"window: choose one of {', '.join(WINDOWS)}")
     if side == "before" and not may_see_identified(staff):
+        refuse(request, 403, f"{staff.name} ({staff.role}) needs role 'reviewer' for original pictures")
         raise PageError(403, "You cannot see this picture", "Original pictures may show identified data; "
                                                            "they need the reviewer role.")
     engines, orthanc = request.app.state.engines, client(request)
@@ -108,4 +109,7 @@ def review_image(request: Request, study_id: str, instance: str, staff: Staff, p
         picture = render_picture(inspected, side, frame, window)
     except ImageUnavailable:
         raise PageError(404, "No picture", "There is no picture to show for this image.") from None
+    if side == "before":  # the original picture is identified data: who saw which one is recorded
+        audit.record("review.picture", actor=staff.name, study=study_id, instance=instance, side=side,
+                     profile=profile)
     return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
