@@ -410,7 +410,9 @@ def _build(client, out, partial, staging, report, *, patient_id, orthanc_patient
 
         report("packing", 0, len(docs))
         for n, (name, data) in enumerate(docs):
-            zw.add_bytes(name, data, compress=not name.endswith((".PNG", ".JPG")) and name != "DICOMDIR")
+            # the viewer's many small pages are stored: deflating each costs more than it saves
+            zw.add_bytes(name, data, compress=not name.endswith((".PNG", ".JPG")) and name != "DICOMDIR"
+                         and not name.startswith("IHE_PDI/V"))
             sums.append((hashlib.sha256(data).hexdigest(), name))
             report("packing", n + 1, len(docs))
         zw.add_bytes("SHA256SUMS", "".join(f"{h}  {name}\n" for h, name in sums).encode(), compress=False)

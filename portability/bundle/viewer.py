@@ -161,51 +161,52 @@ class SeriesViewer:
         return f"{self.folder}/{LETTER[window]}00001.HTM"
 
     def pages(self, t, series: dict) -> list[tuple[str, str]]:
-        """(name, HTML) of every page of this series, in ``t``'s language."""
+        """(name, HTML) of every page of this series, in ``t``'s language. What is the same on
+        every page is translated and escaped once (a CT series has thousands of pages)."""
         total = len(self.images)
         modality, number = series.get("Modality") or "?", series.get("SeriesNumber") or "?"
         body = series.get("BodyPartExamined") or t("viewer.body_part_unknown")
-        heading = series_caption(t, series)
+        heading = f"<h1>{e(series_caption(t, series))}</h1>"
+        label = {k: e(t(f"viewer.{k}")) for k in ("first", "prev", "next", "last", "index", "nav", "windows", "keys")}
+        names = {w: t(LABEL[w]) for w in self.windows}
+        sampled = f"<p>{e(t('viewer.sampled', frames=self.sampled[0], step=self.sampled[1]))}</p>" if self.sampled else ""
         out = []
         for w in self.windows:
-            L, wname = LETTER[w], t(LABEL[w])
-            sampled = [t("viewer.sampled", frames=self.sampled[0], step=self.sampled[1])] if self.sampled else []
+            L, wname = LETTER[w], names[w]
+            tail = (f'<li><a href="{L}INDEX.HTM" accesskey="i">{label["index"]}</a></li></ul></nav>')
+            others = [o for o in self.windows if o != w]
+            keys = f'<p class="keys">{label["keys"]}</p>'
+
+            def link(k: int, n: int, what: str, key: str = "", rel: str = "") -> str:
+                if not 1 <= k <= total or k == n:
+                    return f'<li><span class="off">{label[what]}</span></li>'
+                attrs = (f' accesskey="{key}"' if key else "") + (f' rel="{rel}"' if rel else "")
+                return f'<li><a href="{L}{k:05d}.HTM"{attrs}>{label[what]}</a></li>'
+
             for i, img in enumerate(self.images):
                 n = i + 1
-
-                def link(k: int, label: str, key: str | None = None, rel: str | None = None) -> str:
-                    if not 1 <= k <= total or k == n:
-                        return f"<li><span class=\"off\">{e(label)}</span></li>"
-                    attrs = (f' accesskey="{key}"' if key else "") + (f' rel="{rel}"' if rel else "")
-                    return f'<li><a href="{L}{k:05d}.HTM"{attrs}>{e(label)}</a></li>'
-
                 alt = t("viewer.alt", modality=modality, body_part=body, number=number, n=n, total=total, window=wname)
                 position = t("viewer.position", n=n, total=total)
                 if img["frames"] > 1:
                     position += " (" + t("viewer.frame", frame=img["frame"], frames=img["frames"]) + ")"
-                others = "".join(f'<li><a href="{LETTER[o]}{n:05d}.HTM">{e(t(LABEL[o]))}</a></li>'
-                                 for o in self.windows if o != w)
                 main = [
-                    f"<h1>{e(heading)}</h1>",
-                    f'<p class="position">{e(position)} · {e(wname)}</p>',
-                    *(f"<p>{e(s)}</p>" for s in sampled),
+                    heading, f'<p class="position">{e(position)} · {e(wname)}</p>', sampled,
                     f'<p class="frame"><img src="{L}{n:05d}.JPG" width="{img["width"]}" height="{img["height"]}" '
                     f'alt="{e(alt)}"></p>',
-                    f'<nav aria-label="{e(t("viewer.nav"))}"><ul class="pager">',
-                    link(1, t("viewer.first")), link(n - 1, t("viewer.prev"), "p", "prev"),
-                    link(n + 1, t("viewer.next"), "n", "next"), link(total, t("viewer.last")),
-                    f'<li><a href="{L}INDEX.HTM" accesskey="i">{e(t("viewer.index"))}</a></li></ul></nav>',
-                ]
+                    f'<nav aria-label="{label["nav"]}"><ul class="pager">',
+                    link(1, n, "first"), link(n - 1, n, "prev", "p", "prev"), link(n + 1, n, "next", "n", "next"),
+                    link(total, n, "last"), tail]
                 if others:
-                    main.append(f'<nav aria-label="{e(t("viewer.windows"))}"><h2>{e(t("viewer.windows"))}</h2>'
-                                f'<ul class="windows">{others}</ul></nav>')
-                main.append(f'<p class="keys">{e(t("viewer.keys"))}</p>')
+                    main.append(f'<nav aria-label="{label["windows"]}"><h2>{label["windows"]}</h2><ul class="windows">'
+                                + "".join(f'<li><a href="{LETTER[o]}{n:05d}.HTM">{e(names[o])}</a></li>' for o in others)
+                                + "</ul></nav>")
+                main.append(keys)
                 title = t("viewer.title", modality=modality, number=number, window=wname, n=n, total=total)
-                out.append((f"{self.folder}/{L}{n:05d}.HTM", page(t, title, "\n".join(main), base="../../")))
+                out.append((f"{self.folder}/{L}{n:05d}.HTM", page(t, title, "\n".join(filter(None, main)), base="../../")))
             items = "".join(f'<li><a href="{L}{k:05d}.HTM">{e(t("viewer.position", n=k, total=total))}</a></li>'
                             for k in range(1, total + 1))
-            index = [f"<h1>{e(heading)}</h1>", f"<p>{e(wname)}</p>", *(f"<p>{e(s)}</p>" for s in sampled),
-                     f'<nav aria-label="{e(t("viewer.index"))}"><ol class="slices">{items}</ol></nav>']
+            index = [heading, f"<p>{e(wname)}</p>", sampled,
+                     f'<nav aria-label="{label["index"]}"><ol class="slices">{items}</ol></nav>']
             title = t("viewer.index_title", modality=modality, number=number, window=wname)
-            out.append((f"{self.folder}/{L}INDEX.HTM", page(t, title, "\n".join(index), base="../../")))
+            out.append((f"{self.folder}/{L}INDEX.HTM", page(t, title, "\n".join(filter(None, index)), base="../../")))
         return out
