@@ -27,8 +27,6 @@ EVERYWHERE = MaskRules((MaskRule("sweep", (), (CORNER,), "tests: a corner of eve
 
 #: Files that no decoder can read, with the reason their maintainers give.
 BROKEN = {
-    "JPEG-lossy.dcm": "pydicom test_files/README.txt: 'Invalid SOS parameters for sequential JPEG'; "
-                      "JPGExtended.dcm is its fixed version (decoded here)",
     "JPEG2000-embedded-sequence-delimiter.dcm": "pydicom test_files/README.txt: JPEG2000.dcm with 4 bytes of "
                                                 "the codestream overwritten, 'almost certainly not a valid JPEG "
                                                 "anymore' (a parser test)",
@@ -91,3 +89,13 @@ def test_clean_pixel_data_decodes_masks_and_writes_back(path: Path):
     before[:, masked] = black
     assert np.array_equal(after, before)  # written back losslessly: nothing else changed
     assert ds.BurnedInAnnotation == "NO"
+
+
+def test_jpeg_with_a_malformed_scan_header_decodes_like_its_fixed_version():
+    """pydicom's JPEG-lossy.dcm (NEMA NM1_JPLY, JPEG Extended 12-bit) says Se = 0 in its scan
+    header, which strict decoders refuse; JPGExtended.dcm is the same image with Se = 63."""
+    broken = pydicom.dcmread(pydicom.data.get_testdata_file("JPEG-lossy.dcm"))
+    fixed = pydicom.dcmread(pydicom.data.get_testdata_file("JPGExtended.dcm"))
+    original = broken.PixelData
+    assert np.array_equal(decode(broken), decode(fixed))
+    assert broken.PixelData == original  # decoded from a repaired copy; the instance keeps its own

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
 from pydicom.pixels import get_encoder
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -26,6 +27,8 @@ from pydicom.uid import (
     RLELossless,
     UID,
 )
+
+from .jpeg_repair import repaired_frames
 
 REENCODE_MODES = ("lossless", "uncompressed")
 #: Native syntaxes: written back as Explicit VR Little Endian (Deflated stays deflated).
@@ -40,11 +43,24 @@ class CodecError(ValueError):
 
 
 def decode(ds: Dataset) -> np.ndarray:
-    """All frames as one array ``(frames, rows, columns[, samples])``, colour as RGB."""
+    """All frames as one array ``(frames, rows, columns[, samples])``, colour as RGB.
+
+    A sequential JPEG that the decoders refuse for a malformed scan header is decoded from
+    repaired frames (:mod:`.jpeg_repair`); ``ds`` keeps its own Pixel Data."""
     try:
         arr = ds.pixel_array
     except Exception as exc:  # pydicom raises many types for missing handlers and bad data
-        raise CodecError(f"cannot decode {ds.file_meta.TransferSyntaxUID.name}: {exc}") from exc
+        repaired = repaired_frames(ds)
+        if repaired is None:
+            raise CodecError(f"cannot decode {ds.file_meta.TransferSyntaxUID.name}: {exc}") from exc
+        original = ds.PixelData
+        ds.PixelData = encapsulate(repaired)
+        try:
+            arr = ds.pixel_array
+        except Exception as again:  # noqa: BLE001 - the repair did not help: the first error says why
+            raise CodecError(f"cannot decode {ds.file_meta.TransferSyntaxUID.name}: {exc}") from again
+        finally:
+            ds.PixelData = original
     frames = int(ds.get("NumberOfFrames") or 1)
     return arr if frames > 1 else arr[None, ...]
 
