@@ -37,8 +37,11 @@ def test_front_desk_files_prepares_and_links_a_copy_and_the_patient_downloads_it
         with app.state.db.session() as s:
             assert s.query(PortabilityRequest).count() == 0  # nothing half-saved
         browser.fill("patient_id", "DESK-A")
+        select(browser, "language", "en")
         browser.press("File the request")
         browser.check("request-filed")
+        with app.state.db.session() as s:
+            assert s.query(PortabilityRequest).one().language == "en"
         assert "/ui/desk/requests/" in browser.driver.current_url and "DESK-A" not in browser.driver.current_url
         assert "Identity card or passport, in person" in browser.text()
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from starlette.responses import RedirectResponse
 
 from ...auth import Staff
+from ...i18n import LANGUAGES, translator
 from ...models import AuditEvent, DownloadLink, Job, PortabilityRequest, aware, utcnow
 from ...routers import jobs as jobs_api
 from ...routers import links as links_api
@@ -24,20 +25,27 @@ IDENTITY_METHODS = [("id-card-in-person", "Identity card or passport, in person"
                     ("known-to-staff", "Known to the staff, in person"),
                     ("video-call", "Video call with an identity document")]
 LABELS = {"kind": "Type of request", "patient_id": "Patient ID", "issuer": "Issuer of the patient ID",
+          "language": "The patient's language for the copy",
           "method": "How identity was verified", "notes": "Notes on the identity check",
           "ttl_hours": "Link valid for", "form_token": "Form"}
+#: the copy's languages a patient can choose (each in its own name)
+LANGUAGE_CHOICES = [(code, translator(code).name) for code in LANGUAGES]
 TTL_CHOICES = [("24", "1 day"), ("72", "3 days"), ("168", "7 days"), ("336", "14 days")]
 
 
 @router.get("/requests/new")
 def new_request(request: Request, staff: Staff = Depends(web_user("staff"))):
-    return page(request, "desk/request_new.html", values={"kind": "portability"}, methods=IDENTITY_METHODS)
+    return page(request, "desk/request_new.html", values={"kind": "portability"}, methods=IDENTITY_METHODS,
+                languages=LANGUAGE_CHOICES)
 
 
 @router.post("/requests/new")
 def file_request(request: Request, data: dict = Depends(form_data), staff: Staff = Depends(web_user("staff"))):
     db = request.app.state.db
-    body, errors = parse(RequestCreate, {k: data.get(k, "") for k in ("kind", "patient_id", "issuer")}, LABELS)
+    fields = {k: data.get(k, "") for k in ("kind", "patient_id", "issuer")}
+    if data.get("language"):  # none chosen: the site's languages only
+        fields["language"] = data["language"]
+    body, errors = parse(RequestCreate, fields, LABELS)
     identity, more = parse(IdentityVerification, {"method": data.get("method", ""), "notes": data.get("notes", "")},
                            LABELS)
     errors += more
@@ -51,7 +59,7 @@ def file_request(request: Request, data: dict = Depends(form_data), staff: Staff
         request_id, errors = create_once(request, data, "request", create)
     if errors:
         return page(request, "desk/request_new.html", errors=errors, values=data, methods=IDENTITY_METHODS,
-                    form_token=data.get("form_token"))
+                    languages=LANGUAGE_CHOICES, form_token=data.get("form_token"))
     return RedirectResponse(f"/ui/desk/requests/{request_id}", status_code=303)
 
 
