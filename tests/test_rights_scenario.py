@@ -57,7 +57,7 @@ class Scenario:
     def __init__(self, served: ServeProcess):
         self.served = served
         self.orthanc = requests.Session()
-        self.orthanc.auth = served.auth
+        self.orthanc.auth = served.dpo_auth  # the first dpo, seeded by serve
         self.orthanc.headers["Accept-Encoding"] = "identity"
 
     def upload(self, files: list[bytes]) -> str:
@@ -131,14 +131,19 @@ def test_people_rectify_restrict_and_erase_and_the_erased_patient_leaves_no_trac
                  json={"approve": True, "reason": "identity and evidence checked"}).status_code == 200
     assert s.wait("rita", f"/api/rectifications/{rect['id']}", ("applied", "failed"))["status"] == "applied"
     view = OrthancView(s)
-    patients = view.get_json("/patients")
-    assert len(patients) == 1
     assert_every_level_says(view, {"PatientName": NEW}, {"PatientName": OLD})
 
     # ---- 2. Restriction: care by the clinician passes, anyone else is refused.
     restricted = s.upload(study_of("SCN-RESTR-2", "Restricted^Rosa"))
     assert s.api("alice", "POST", "/api/flags", json={"patient_id": "SCN-RESTR-2", "kind": "restriction",
                                                       "reason": "accuracy contested"}).status_code == 201
+    carl = requests.get(f"{s.served.url}/studies/{restricted}/archive", params={"purpose": "care"},
+                        auth=("carl", password("carl")), timeout=60)
+    assert carl.status_code == 200 and carl.content[:2] == b"PK", carl.text[:300]
+    alice = requests.get(f"{s.served.url}/studies/{restricted}/archive", params={"purpose": "care"},
+                         auth=("alice", password("alice")), timeout=60)
+    assert alice.status_code == 403
+
     # ---- 3. Erasure by dora of a patient with a consent, a download and an access bundle.
     erase_study = s.upload(study_of(ERASED["id"], f"{ERASED['family']}^{ERASED['given']}", ERASED["birth"],
                                     ERASED["accession"], count=3))
@@ -173,6 +178,12 @@ def test_people_rectify_restrict_and_erase_and_the_erased_patient_leaves_no_trac
     assert actor("restriction.recorded") == ("alice", "staff")
     assert actor("erasure.requested") == ("alice", "staff")
     assert actor("erasure.granted") == ("dora", "dpo")
+    assert s.api("dora", "POST", "/api/audit/ingest").status_code == 200  # the plugin's records, in the one store
+    plugin = s.api("dora", "GET", "/api/audit/records", params={"source": "plugin"}).json()
+    assert any(r["event"] == "export" and (r["origin"]["user"], r["origin"]["role"], r["origin"]["purpose"])
+               == ("carl", "clinician", "care") for r in plugin)
+    assert any(r["event"] == "export.refused" and (r["origin"]["user"], r["origin"]["role"]) == ("alice", "staff")
+               for r in plugin)
     # The erased patient's records are still there, by pseudonym, and closed for good.
     granted = s.records("erasure.granted")[-1]
     assert granted["patient_pseudonym"] == done["patient_pseudonym"] and granted.get("erased") is True
