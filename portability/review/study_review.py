@@ -92,6 +92,11 @@ class Review:
     residual: dict[str, list[str]] = field(default_factory=dict)
 
     @property
+    def first_row(self) -> int:
+        """1-based number of this page's first tag row (0 when the table is empty)."""
+        return (self.params.page - 1) * ROWS_PER_PAGE + 1 if self.row_total else 0
+
+    @property
     def row_pages(self) -> int:
         return max(1, -(-self.row_total // ROWS_PER_PAGE))
 
