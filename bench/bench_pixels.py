@@ -11,8 +11,8 @@ Run on demand (not part of pytest)::
 (c) frames/s on pydicom-data's ``color3d_jpeg_baseline.dcm`` (US, 120 RGB frames, JPEG
     baseline), with detection (first/middle/last frame + static layer) and without.
 
-Each figure is the median of ``--rounds`` rounds; the load average is printed with it, since
-the machine may be shared.
+Each figure is the median of ``--rounds`` rounds, with the CPU milliseconds per frame (the
+steadier figure on a shared machine); the load average is printed with it.
 """
 
 from __future__ import annotations
@@ -38,23 +38,26 @@ from orthanc_gdpr.pixels.text_detection import load_models  # noqa: E402
 NO_RULES = MaskRules(())
 
 
-def _rate(datasets: list, rounds: int, ocr: bool = True) -> tuple[float, list[float]]:
-    """Median frames/s over ``rounds`` passes of cleaning copies of ``datasets``."""
-    rates = []
+def _rate(datasets: list, rounds: int, ocr: bool = True) -> tuple[float, list[float], float]:
+    """Median frames/s over ``rounds`` passes of cleaning copies of ``datasets``, the rates, and
+    the median CPU milliseconds per frame (all threads of this process)."""
+    rates, cpu = [], []
     for _ in range(rounds):
         copies = [copy.deepcopy(ds) for ds in datasets]
         frames = sum(int(ds.get("NumberOfFrames") or 1) for ds in copies)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for ds in copies:
             clean_pixel_data(ds, masks=NO_RULES, ocr=ocr)
         rates.append(frames / (time.perf_counter() - start))
-    return statistics.median(rates), rates
+        cpu.append((time.process_time() - start_cpu) * 1000 / frames)
+    return statistics.median(rates), rates, statistics.median(cpu)
 
 
-def _report(label: str, result: tuple[float, list[float]]) -> None:
-    median, rates = result
+def _report(label: str, result: tuple[float, list[float], float]) -> None:
+    median, rates, cpu = result
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    print(f"{label}: {median:.1f} frames/s (rounds: {', '.join(f'{r:.1f}' for r in rates)}; load average {load})")
+    print(f"{label}: {median:.1f} frames/s (rounds: {', '.join(f'{r:.1f}' for r in rates)}), "
+          f"{cpu:.0f} CPU ms/frame; load average {load}")
 
 
 def main() -> None:
