@@ -111,3 +111,26 @@ def test_viewer_reads_in_order_works_at_200_percent_zoom_and_passes_axe(copy, br
         "return Array.from(document.querySelectorAll('main h1, main p.position, main img, main nav'))"
         ".map(e => e.tagName);")
     assert order == ["H1", "P", "IMG", "NAV"]  # (an MR: no other windows to offer)
+
+
+@pytest.mark.parametrize("signed, photometric", [(False, "MONOCHROME2"), (True, "MONOCHROME2"), (False, "MONOCHROME1")])
+def test_viewer_tables_give_exactly_what_render_gives(signed, photometric):
+    """The viewer windows a frame by a table of ``render.to_8bit``: pixel for pixel the same."""
+    import numpy as np
+    from pydicom.dataset import Dataset
+
+    from orthanc_gdpr.pixels.render import render
+    from portability.bundle.viewer import CT_WINDOWS, _pictures
+
+    ds = Dataset()
+    ds.Modality, ds.PhotometricInterpretation, ds.SamplesPerPixel = "CT", photometric, 1
+    ds.BitsAllocated, ds.BitsStored, ds.PixelRepresentation = 16, 12, int(signed)
+    ds.RescaleSlope, ds.RescaleIntercept = 1, (0 if signed else -1024)
+    ds.WindowCenter, ds.WindowWidth = 100, 700  # its own window (an automatic one is estimated)
+    rng = np.random.default_rng(5)
+    frame = (rng.integers(-1024, 3000, (64, 64)) if signed else rng.integers(0, 4096, (64, 64)))
+    frame = frame.astype(np.int16 if signed else np.uint16)
+    pictures = _pictures(ds, frame, CT_WINDOWS)
+    assert set(pictures) == set(CT_WINDOWS)  # its own window, then every preset
+    for name, picture in pictures.items():
+        assert np.array_equal(np.asarray(picture), np.asarray(render(ds, frame, name if name != "default" else None))), name

@@ -57,3 +57,4 @@ def test_notice_rows_translate_codes_and_keep_site_values():
     assert r.recipients[2][1:4] == ("other", "Inny cel („teaching-xyz”)", "Nie zapisano")
     assert r.sources == ["CT, 1 stycznia 2026: ACME Scanner 9, CT1; przesłane do naszego archiwum obrazów przez system „SCANNER1”"]
     assert r.retention == ["Zapytaj nas, jak długo przechowujemy Twoje obrazy (zobacz „Twoje prawa” poniżej)."]
+
