@@ -184,9 +184,16 @@ def test_people_rectify_restrict_and_erase_and_the_erased_patient_leaves_no_trac
                == ("carl", "clinician", "care") for r in plugin)
     assert any(r["event"] == "export.refused" and (r["origin"]["user"], r["origin"]["role"]) == ("alice", "staff")
                for r in plugin)
-    # The erased patient's records are still there, by pseudonym, and closed for good.
+    # The erased patient's records are still there, by pseudonym, and closed for good; the rectified
+    # patient's are found by patient and read in full.
     granted = s.records("erasure.granted")[-1]
     assert granted["patient_pseudonym"] == done["patient_pseudonym"] and granted.get("erased") is True
+    mine = s.api("dora", "POST", "/api/audit/patient-records", json={"patient_id": "SCN-RECT-1"}).json()
+    applied = [r for r in mine if r["event"] == "rectification.applied"]
+    assert len(applied) == 1 and applied[0]["old_values"] == {"PatientName": OLD}
+    gone = s.api("dora", "POST", "/api/audit/patient-records", json={"patient_id": ERASED["id"]}).json()
+    assert {r["event"] for r in gone} >= {"erasure.granted", "erasure.done", "erasure.forgotten"}
+    assert all(r.get("erased") for r in gone if "sealed" in r) and not any("patient_id" in r for r in gone)
 
     # ---- 5. The byte search: nothing of the erased patient in the data directory.
     time.sleep(1.0)  # let the service's and Orthanc's logs be flushed

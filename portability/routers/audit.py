@@ -1,5 +1,5 @@
-"""The audit trail (DPO only): list, verify the hash chain, import the plugin's log, export as
-FHIR AuditEvent (IHE BALP), and the breach query (CSV or JSON)."""
+"""The audit trail (DPO only): list, one patient's records, verify the store and the plugin's log,
+import the plugin's log, export as FHIR AuditEvent (IHE BALP), and the breach query (CSV or JSON)."""
 from __future__ import annotations
 
 import json
@@ -7,6 +7,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from .. import audit, audit_integrity, audit_reports, chain
@@ -46,6 +47,21 @@ def list_records(event: str | None = None, source: str | None = None, staff: Sta
     opened while the patient's key exists (``"erased": true`` once it was shredded)."""
     return audit.readable(db, [r for r in chain.records(db)
                                if (not event or r["event"] == event) and (not source or r["source"] == source)])
+
+
+class PatientQuery(BaseModel):
+    patient_id: str = Field(..., min_length=1, max_length=64)
+    issuer: str = Field("", max_length=64)
+
+
+@router.post("/api/audit/patient-records")
+def patient_records(body: PatientQuery, staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> list[dict]:
+    """Every service record about one patient, sealed fields opened (records name patients by
+    pseudonym only). POSTed, so the patient's ID never sits in an address or an access log."""
+    found = audit.records_for_patient(body.patient_id, body.issuer, db)
+    audit.record("audit.patient-records", actor=staff.name, patient_id=body.patient_id, issuer=body.issuer,
+                 matches=len(found))
+    return found
 
 
 @router.get("/api/audit/verify")
