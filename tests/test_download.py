@@ -63,7 +63,7 @@ def test_deidentified_study_series_and_instance_downloads_are_clean_and_audited(
     assert pydicom.dcmread(io.BytesIO(r.content)).PatientIdentityRemoved == "YES"
 
     assert server.get_json("/gdpr/profiles") == {"download": ["basic", "research"], "default": "basic",
-                                                 "routing_rules": []}
+                                                 "routing_rules": [], "rules": [], "workspace": ""}
 
     # Errors: a profile not offered -> 400; missing resources -> 404.
     assert server.get(f"/gdpr/studies/{study}/archive", params={"profile": "no-such"}).status_code == 400
