@@ -100,9 +100,11 @@ def current_staff(request: Request) -> Staff:
 def _bearer(request: Request, value: str) -> Staff | None:
     settings = request.app.state.settings
     if settings.plugin_token and hmac.compare_digest(settings.plugin_token.encode(), value.encode()):
+        audit.note_role(PLUGIN, MACHINE)
         return Staff(PLUGIN, MACHINE)
     for token, role in settings.staff_tokens.items():
         if hmac.compare_digest(token.encode(), value.encode()):
+            audit.note_role(f"token:{token[:4]}…", f"{role} (integration token)")
             return Staff(f"token:{token[:4]}…", role)
     return None
 
@@ -183,6 +185,7 @@ def staff_or_patient(role: str = "staff"):
                 reason = "unknown patient token" if row is None else "expired patient token"
                 refuse(request, 401, reason)
                 raise HTTPException(401, {"error": "unauthorized", "detail": reason})
+            audit.note_role(f"patient-token:{row.id}", "patient")
             return Staff(f"patient-token:{row.id}", "patient", (row.patient_id, row.issuer))
 
     return dep

@@ -29,6 +29,7 @@ def _db(args):
     db = Database(args.database_url or settings.database_url)
     db.migrate()
     audit.configure(audit.AuditSink(db))
+    audit.note_role(_actor(), "operator")  # whoever runs the command on the server
     return db
 
 

@@ -155,3 +155,58 @@ def test_orthanc_refuses_new_logins_while_the_account_service_does_not_answer(si
     assert requests.get(site.url + "/system", auth=("erin", "Green-" + CARL[1]), timeout=30).status_code == 200
     log = (site.data_dir / "orthanc.log").read_text(errors="replace")
     assert "the account service does not answer" in log
+
+
+@pytest.mark.parametrize("site", ["sqlite"], indirect=True)
+def test_orthanc_explorer_works_in_a_browser_with_a_staff_account(site, browser):
+    """Headless Chromium opens /gdpr-login and Orthanc Explorer with carl's account, as a browser
+    does once the person has typed the login into its dialog (then it sends it with every
+    request; headless Chromium has no dialog, so the header is set through DevTools). Every one of
+    Explorer's requests is checked against the account store (screenshots in tests/artifacts/)."""
+    import base64
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    upload(site, "EXPLORER-ACC-1")
+    browser.driver.get(site.url + "/app/explorer.html")
+    assert "403" in browser.driver.find_element(By.TAG_NAME, "body").text  # no login, no Explorer
+    login = base64.b64encode(f"{CARL[0]}:{CARL[1]}".encode()).decode()
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {login}"}})
+    browser.driver.get(site.url + "/gdpr-login")
+    WebDriverWait(browser.driver, 30).until(lambda d: d.current_url.endswith("/app/explorer.html"))
+    WebDriverWait(browser.driver, 60).until(lambda d: "Do lookup" in d.find_element(By.TAG_NAME, "body").text)
+    browser.check("orthanc-explorer-lookup-as-carl", allow_problems=True)  # Orthanc's own page: checked not blank
+    browser.driver.find_element(By.LINK_TEXT, "All patients").click()
+    WebDriverWait(browser.driver, 60).until(
+        lambda d: "EXPLORER-ACC-1" in d.find_element(By.TAG_NAME, "body").text)  # the patient list came in
+    browser.check("orthanc-explorer-patients-as-carl", allow_problems=True)
+    records = site.audit_records()
+    assert not [r for r in records if r["event"] == "export.refused"]
+
+
+def test_identified_egress_routes_are_recognised_and_their_purpose_read():
+    """Which Orthanc requests let identified data out (no Orthanc needed: pure functions)."""
+    from orthanc_gdpr.egress import classify, purpose_of, purpose_of_post, resources_of_body
+
+    assert classify("/studies/s1/archive", "GET", {}).resources == (("studies", "s1"),)
+    assert classify("/patients/p1/media", "GET", {}).route == "patients/media"
+    assert classify("/instances/i1/file", "GET", {}).route == "instances/file"
+    assert classify("/instances/i1/attachments/dicom/data", "GET", {}).route == "instances/attachments"
+    assert classify("/instances/i1/export", "POST", {}).route == "instances/export"
+    assert classify("/dicom-web/studies/1.2.3/series/1.2.4/metadata", "GET", {}).uids == ("1.2.3", "1.2.4")
+    assert classify("/wado", "GET", {"studyUID": "1.2", "objectUID": "1.2.5"}).uids == ("1.2", "1.2.5")
+    for uri, method in (("/studies/s1", "GET"), ("/patients", "GET"), ("/studies/s1/archive", "DELETE"),
+                        ("/dicom-web/studies", "GET"), ("/app/explorer.html", "GET"), ("/tools/find", "POST")):
+        assert classify(uri, method, {}) is None, uri
+    assert purpose_of({}) == "unspecified" and purpose_of({"purpose": "care"}) == "care"
+    assert purpose_of({"purpose": "Care; DROP"}) is None
+    assert resources_of_body(b"abc") == ["abc"]
+    assert resources_of_body(b'["a", "b"]') == ["a", "b"]
+    assert resources_of_body(b'{"Resources": ["a", {"ID": "b"}], "Synchronous": true}') == ["a", "b"]
+    with pytest.raises(ValueError):
+        resources_of_body(b"[]")
+    purpose, body = purpose_of_post({}, b'{"Resources": ["a"], "Purpose": "care"}')
+    assert purpose == "care" and b"Purpose" not in body  # Orthanc never sees the extra key
+    assert purpose_of_post({"X-Purpose": "care"}, b'["a"]') == ("care", b'["a"]')

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import CONFIG_DIR
+from .accounts_config import with_service_accounts
 from .audit import AuditLog
 from .deid.keys import create_key_file
 from .identity import SERVICE_USER
@@ -171,18 +172,16 @@ def write_config(opts: ServeOptions, password: str | None) -> Path:
             "DownloadProfiles": ["basic", "research", "teaching", "clinical-trial"]}
     if opts.routing_rules:
         gdpr["RoutingRules"] = str(opts.routing_rules.resolve())
-    if opts.service_url:  # the consent gate and the accounts: the service beside Orthanc
-        gdpr.update({"ConsentServiceUrl": opts.service_url, "ConsentServiceTokenFile": str(data / "service-token"),
-                     "AuthenticateWithService": True, "ServiceCredentialFile": str(data / SERVICE_CREDENTIAL)})
-        config.pop("RegisteredUsers", None)
-        config["AuthenticationEnabled"] = False  # Orthanc's own list would refuse the accounts first
-    else:
-        config["RegisteredUsers"] = {ADMIN: password}
     config.update({
         "HttpPort": opts.http_port, "DicomPort": opts.dicom_port,
         "StorageDirectory": str(data / "storage"), "IndexDirectory": str(data / "storage"),
         "Plugins": [str(PYTHON_PLUGIN)], "PythonScript": str(ENTRY_SCRIPT), "Gdpr": gdpr,
     })
+    if opts.service_url:  # the consent gate and the accounts: the service beside Orthanc
+        config = with_service_accounts(config, opts.service_url, str(data / "service-token"),
+                                       str(data / SERVICE_CREDENTIAL))
+    else:
+        config["RegisteredUsers"] = {ADMIN: password}
     path = data / "orthanc.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
