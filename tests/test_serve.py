@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -174,6 +175,22 @@ class ServeProcess:
         self.proc = None
         self.out.close()
         return code
+
+
+def group_or_other_access(root: Path) -> list[str]:
+    """Paths under ``root`` (itself included) that anyone but the owner may read, write or
+    enter, with their modes (a file that vanishes while walking, e.g. a SQLite journal, is skipped)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [".", *dirnames, *filenames]:
+            path = Path(dirpath, name)
+            try:
+                mode = path.lstat().st_mode
+            except FileNotFoundError:
+                continue
+            if mode & 0o077 and not stat.S_ISLNK(mode):
+                found.append(f"{path.relative_to(root)} {mode & 0o777:o}")
+    return found
 
 
 @pytest.fixture
@@ -341,6 +358,9 @@ def test_serve_runs_the_portability_service_beside_orthanc(served: ServeProcess)
         time.sleep(0.2)
         job = requests.get(f"{served.service_url}/jobs/{job['id']}", auth=served.dpo_auth, timeout=10).json()
     assert job["status"] == "done" and job["done"] == 2, job
+    # PHI and secrets at rest: Orthanc's storage and index, the plugin's queue, the bundles, the
+    # service's database are all owner-only (serve's umask, inherited by Orthanc and the service)
+    assert group_or_other_access(data) == []
 
     # kill -9 the service: restarted within seconds, audited in the service's store; Orthanc untouched
     orthanc = served.orthanc_pid()

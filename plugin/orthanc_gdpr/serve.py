@@ -414,6 +414,9 @@ class Supervisor:
 
 
 def serve(opts: ServeOptions) -> int:
+    # Orthanc's storage and index, the plugin's queue, the service's bundles: everything under the
+    # data directory holds PHI or secrets, so whatever serve and its children create is owner-only.
+    os.umask(0o077)
     opts.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     (opts.data_dir / "gdpr-state").mkdir(mode=0o700, exist_ok=True)
     if not (opts.data_dir / "gdpr.key").exists():
