@@ -71,22 +71,29 @@ def _run(args, action) -> int:
         db.dispose()
 
 
+def _with_password(args, event: str, apply, done: str) -> int:
+    """Get the password (:func:`_password`), ``apply(password)`` -> Account, audit ``event``, say
+    ``done``, show a generated password once."""
+    from . import audit
+
+    password, generated = _password(args)
+    if password is None:
+        return 2
+    account = apply(password)
+    audit.record(event, actor=_actor(), account=account.name, role=account.role, channel="cli",
+                 password="generated" if generated else "chosen")
+    print(done.format(account=account))
+    if generated:
+        _show(account.name, password)
+    return 0
+
+
 def cmd_add(args) -> int:
     def action(db, accounts) -> int:
-        from . import audit
-
         accounts.check_name(args.name)
         accounts.check_role(args.role)
-        password, generated = _password(args)
-        if password is None:
-            return 2
-        account = accounts.create(db, args.name, args.role, password, _actor())
-        audit.record("user.created", actor=_actor(), account=account.name, role=account.role, channel="cli",
-                     password="generated" if generated else "chosen")
-        print(f"account {account.name} created (role {account.role})")
-        if generated:
-            _show(account.name, password)
-        return 0
+        return _with_password(args, "user.created", lambda pw: accounts.create(db, args.name, args.role, pw, _actor()),
+                              "account {account.name} created (role {account.role})")
 
     return _run(args, action)
 
@@ -122,20 +129,10 @@ def cmd_enabled(enabled: bool):
 
 def cmd_reset(args) -> int:
     def action(db, accounts) -> int:
-        from . import audit
-
         if accounts.get(db, args.name) is None:
             raise accounts.UnknownAccount("name", "no account with this name")
-        password, generated = _password(args)
-        if password is None:
-            return 2
-        accounts.set_password(db, args.name, password)
-        audit.record("user.password-reset", actor=_actor(), account=args.name, channel="cli",
-                     password="generated" if generated else "chosen")
-        print(f"password of {args.name} changed")
-        if generated:
-            _show(args.name, password)
-        return 0
+        return _with_password(args, "user.password-reset", lambda pw: accounts.set_password(db, args.name, pw),
+                              "password of {account.name} changed")
 
     return _run(args, action)
 

@@ -8,8 +8,6 @@ answer that shows a generated one, once.
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, SecretStr
@@ -36,22 +34,8 @@ class RoleChange(BaseModel):
     role: str = Field(..., max_length=32, description=f"one of {', '.join(accounts.ROLES)}")
 
 
-class UserOut(BaseModel):
-    name: str
-    role: str
-    enabled: bool
-    created_at: datetime
-    created_by: str
-    password_set_at: datetime
-
-    @classmethod
-    def of(cls, a: accounts.Account) -> "UserOut":
-        return cls(name=a.name, role=a.role, enabled=a.enabled, created_at=a.created_at,
-                   created_by=a.created_by, password_set_at=a.password_set_at)
-
-
 class UserWithPassword(BaseModel):
-    user: UserOut
+    user: accounts.Account
     generated_password: str | None = Field(None, description="shown once; not stored anywhere readable")
 
 
@@ -83,9 +67,9 @@ def _password(body_password: SecretStr | None) -> tuple[str, bool]:
     return body_password.get_secret_value(), False
 
 
-@router.get("/users", response_model=list[UserOut])
-def list_users(staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> list[UserOut]:
-    return [UserOut.of(a) for a in accounts.list_accounts(db)]
+@router.get("/users", response_model=list[accounts.Account])
+def list_users(staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> list[accounts.Account]:
+    return accounts.list_accounts(db)
 
 
 @router.post("/users", status_code=201, response_model=UserWithPassword)
@@ -97,30 +81,30 @@ def create_user(body: UserCreate, staff: Staff = Depends(require("dpo")), db=Dep
         raise _refused(staff, "create", body.name, e) from None
     audit.record("user.created", actor=staff.name, account=account.name, role=account.role, channel="api",
                  password="generated" if generated else "chosen")
-    return UserWithPassword(user=UserOut.of(account), generated_password=password if generated else None)
+    return UserWithPassword(user=account, generated_password=password if generated else None)
 
 
-def _set_enabled(name: str, enabled: bool, staff: Staff, db) -> UserOut:
+def _set_enabled(name: str, enabled: bool, staff: Staff, db) -> accounts.Account:
     try:
         account = accounts.set_enabled(db, name, enabled, staff.name)
     except accounts.AccountError as e:
         raise _refused(staff, "enable" if enabled else "disable", name, e) from None
     audit.record("user.enabled" if enabled else "user.disabled", actor=staff.name, account=name, channel="api")
-    return UserOut.of(account)
+    return account
 
 
-@router.post("/users/{name}/disable", response_model=UserOut)
-def disable_user(name: str, staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> UserOut:
+@router.post("/users/{name}/disable", response_model=accounts.Account)
+def disable_user(name: str, staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> accounts.Account:
     return _set_enabled(name, False, staff, db)
 
 
-@router.post("/users/{name}/enable", response_model=UserOut)
-def enable_user(name: str, staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> UserOut:
+@router.post("/users/{name}/enable", response_model=accounts.Account)
+def enable_user(name: str, staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> accounts.Account:
     return _set_enabled(name, True, staff, db)
 
 
-@router.post("/users/{name}/role", response_model=UserOut)
-def change_role(name: str, body: RoleChange, staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> UserOut:
+@router.post("/users/{name}/role", response_model=accounts.Account)
+def change_role(name: str, body: RoleChange, staff: Staff = Depends(require("dpo")), db=Depends(get_db)) -> accounts.Account:
     before = accounts.get(db, name)
     try:
         account = accounts.set_role(db, name, body.role)
@@ -128,7 +112,7 @@ def change_role(name: str, body: RoleChange, staff: Staff = Depends(require("dpo
         raise _refused(staff, "role", name, e) from None
     audit.record("user.role-changed", actor=staff.name, account=name, role=account.role,
                  previous=before.role if before else None, channel="api")
-    return UserOut.of(account)
+    return account
 
 
 @router.post("/users/{name}/password", response_model=UserWithPassword)
@@ -141,7 +125,7 @@ def reset_password(name: str, body: PasswordReset, staff: Staff = Depends(requir
         raise _refused(staff, "reset-password", name, e) from None
     audit.record("user.password-reset", actor=staff.name, account=name, channel="api",
                  password="generated" if generated else "chosen")
-    return UserWithPassword(user=UserOut.of(account), generated_password=password if generated else None)
+    return UserWithPassword(user=account, generated_password=password if generated else None)
 
 
 @router.post("/logins/verify", response_model=LoginAnswer, include_in_schema=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import mmap
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +29,7 @@ from ..downloads import instance_ids, stream_archive, write_archive
 from ..orthanc_api import OrthancApiError, patient_identity
 from ..routing.consent import CARE, MissingPatientId, decide
 from ..routing.rules import RuleError
-from ..egress import BODY_ROUTES, Egress, classify, purpose_of, purpose_of_post, resources_of_body
+from ..egress import BODY_ROUTES, PURPOSE, Egress, classify, purpose_of, purpose_of_post, resources_of_body
 from ..identity import AccountsUnavailable, Identity
 from ..runtime import Runtime
 from ..settings import ConfigError, parse_settings
@@ -59,8 +58,8 @@ def _error(output: Any, status: int, message: str) -> None:
         output.SendHttpStatus(status, body.encode())
 
 
-#: Purposes a download may name (``?purpose=``); any purpose but care honours restrictions and objections.
-PURPOSE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+#: A download's purpose when ``?purpose=`` names none (:data:`~orthanc_gdpr.egress.PURPOSE` is the
+#: rule for purposes); any purpose but care honours restrictions and objections.
 DEFAULT_PURPOSE = "download"
 #: What :func:`~orthanc_gdpr.routing.consent.decide` is told about downloads: de-identified data,
 #: never consent-based, so only a restriction (Art. 18) or an objection (Art. 21) stops them.
