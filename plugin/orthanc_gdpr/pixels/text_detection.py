@@ -9,8 +9,8 @@ nothing is fetched at run time. The package's own Python code (which needs OpenC
 For one image (grey of any bit depth, or RGB, as a person would see it):
 
 1. the image becomes 8-bit (grey: its 0.5th..99.9th percentile range stretched to 0..255, so
-   that text burned in at any stored value stands out) and is enlarged (see :data:`UPSCALE`:
-   small fonts);
+   that text burned in at any stored value stands out) and enlarged when small (see
+   :data:`MIN_SHORT_SIDE`);
 2. the detector gives a text probability per pixel; connected regions above
    :data:`PIXEL_THRESHOLD` whose mean probability reaches :data:`REGION_THRESHOLD` are text-line
    *candidates*, grown back to the full line ("unclipped", as DB prescribes, by
@@ -52,10 +52,11 @@ RECOGNITION_MODEL = "ch_PP-OCRv4_rec_infer.onnx"
 MODELS_ENV = "ORTHANC_GDPR_TEXT_MODELS"
 METHOD = "text-detector"
 
-#: The detector reads images enlarged by :data:`UPSCALE` (8-pixel fonts are too small for it at
-#: their own size), more for images whose shorter side is under :data:`SMALL_SIDE` (at most
-#: :data:`MAX_UPSCALE`), and never with a longer side over :data:`MAX_SIDE` pixels.
-UPSCALE, SMALL_SIDE, MAX_UPSCALE, MAX_SIDE = 1.5, 512, 2.0, 2048
+#: The detector reads images enlarged so that their shorter side is at least
+#: :data:`MIN_SHORT_SIDE` pixels (PP-OCR's own input rule: 8-pixel fonts are too small for it in
+#: a 512-pixel image at its own size), by at most :data:`MAX_UPSCALE`, and shrunk so that their
+#: longer side is at most :data:`MAX_SIDE` pixels.
+MIN_SHORT_SIDE, MAX_UPSCALE, MAX_SIDE = 736, 2.0, 2048
 #: DB post-processing (the PP-OCR defaults are 0.3, 0.5 and 1.6).
 PIXEL_THRESHOLD = 0.3
 REGION_THRESHOLD = 0.5
@@ -222,7 +223,7 @@ def _check(image: np.ndarray) -> None:
 
 
 def _scale_for(rows: int, cols: int) -> float:
-    scale = min(MAX_UPSCALE, max(UPSCALE, SMALL_SIDE / min(rows, cols)))
+    scale = min(MAX_UPSCALE, max(1.0, MIN_SHORT_SIDE / min(rows, cols)))
     return min(scale, MAX_SIDE / max(rows, cols))
 
 
