@@ -210,3 +210,38 @@ def test_identified_egress_routes_are_recognised_and_their_purpose_read():
     purpose, body = purpose_of_post({}, b'{"Resources": ["a"], "Purpose": "care"}')
     assert purpose == "care" and b"Purpose" not in body  # Orthanc never sees the extra key
     assert purpose_of_post({"X-Purpose": "care"}, b'["a"]') == ("care", b'["a"]')
+
+
+def test_dicomweb_retrieval_of_a_restricted_patient_is_refused_and_audited(orthanc_factory, tmp_path):
+    """With Orthanc's DICOMweb plugin loaded beside ours, WADO-RS and WADO-URI retrieval of a
+    restricted patient is refused to a user who is no clinician, and every retrieval is audited."""
+    import json
+
+    from orthanc_server import DICOMWEB_PLUGIN, PYTHON_PLUGIN
+
+    consents = tmp_path / "consents.json"
+    consents.write_text(json.dumps({"restrictions": [{"patient_id": "DICOMWEB-R-1", "issuer": "", "kind": "restriction"}]}))
+    server = orthanc_factory(gdpr={"ConsentFile": str(consents)},
+                             extra={"Plugins": [PYTHON_PLUGIN, DICOMWEB_PLUGIN],
+                                    "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}})
+
+    def uids(patient_id: str) -> tuple[str, str, str]:
+        instance = [server.upload(d) for d in make_ct_study(1, patient_id=patient_id, series=1)][0]
+        tags = server.get_json(f"/instances/{instance}/simplified-tags")
+        return tags["StudyInstanceUID"], tags["SeriesInstanceUID"], tags["SOPInstanceUID"]
+
+    restricted, free = uids("DICOMWEB-R-1"), uids("DICOMWEB-F-2")
+    for params in ({}, {"purpose": "care"}):  # not even for care: the user is no clinician
+        assert server.get(f"/dicom-web/studies/{restricted[0]}/metadata", params=params).status_code == 403
+        assert server.get(f"/dicom-web/studies/{restricted[0]}/series/{restricted[1]}", params=params).status_code == 403
+    wado = {"requestType": "WADO", "studyUID": restricted[0], "seriesUID": restricted[1], "objectUID": restricted[2],
+            "contentType": "application/dicom"}
+    assert server.get("/wado", params=wado).status_code == 403
+    r = server.get(f"/dicom-web/studies/{free[0]}/metadata")
+    assert r.status_code == 200 and r.json()[0]["0020000D"]["Value"] == [free[0]]
+
+    refused = [r for r in server.audit_records if r["event"] == "export.refused"]
+    assert [r["route"] for r in refused] == ["dicomweb", "dicomweb", "dicomweb", "dicomweb", "wado"]
+    assert all(r["user"] == server.username and r["role"] == "staff" and "Art. 18" in r["reason"] for r in refused)
+    sent = [r for r in server.audit_records if r["event"] == "export"]
+    assert [(r["route"], r["uids"], r["purpose"]) for r in sent] == [("dicomweb", [free[0]], "unspecified")]
