@@ -232,17 +232,37 @@ class Browser:
         """Click the (first) button whose visible text is ``button_text``, wait for the next page."""
         from selenium.webdriver.common.by import By
 
-        old = self.driver.find_element(By.TAG_NAME, "html")
         button = self.driver.find_element(By.XPATH, f"//button[normalize-space()='{button_text}']")
-        button.click()
+        self._navigate(button, f"pressing {button_text!r}")
+
+    def follow(self, link_text: str) -> None:
+        """Click the link whose text is ``link_text``, wait for the next page."""
+        from selenium.webdriver.common.by import By
+
+        self._navigate(self.driver.find_element(By.LINK_TEXT, link_text), f"following {link_text!r}")
+
+    def _navigate(self, element, what: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 old.tag_name  # raises once the old document is gone
             except Exception:  # noqa: BLE001 - StaleElementReferenceException: navigation done
+                self.wait_loaded(deadline)
                 return
             time.sleep(0.05)
-        raise PageProblems(f"pressing {button_text!r} did not load a new page")
+        raise PageProblems(f"{what} did not load a new page")
+
+    def wait_loaded(self, deadline: float | None = None) -> None:
+        """Wait until the page and everything it loads (pictures, stylesheet) have arrived."""
+        deadline = deadline or time.monotonic() + 30
+        while self.driver.execute_script("return document.readyState") != "complete":
+            if time.monotonic() > deadline:
+                raise PageProblems(f"{self.driver.current_url} did not finish loading")
+            time.sleep(0.05)
 
     def text(self) -> str:
         from selenium.webdriver.common.by import By

@@ -17,8 +17,11 @@ def test_orthanc_explorer_shows_the_gdpr_buttons_on_study_and_series_pages(ortha
     base = orthanc.url.replace("http://", f"http://{orthanc.username}:{orthanc.password}@")
     for level, uuid in (("study", study), ("series", series)):
         browser.driver.get(f"{base}/app/explorer.html#{level}?uuid={uuid}")
-        buttons = wait_for(lambda: [b.text for b in browser.driver.find_elements(
-            "css selector", f"a[id^='gdpr-{'studies' if level == 'study' else 'series'}-']") if b.text], timeout=20,
-            message=f"buttons on the {level} page")
-        assert [b.strip() for b in buttons] == ["De-identified download", "Review for release", "Route by rule…"]
+        def shown() -> list[str] | None:  # jQuery Mobile enhances the buttons one by one: wait for all three
+            texts = [b.text.strip() for b in browser.driver.find_elements(
+                "css selector", f"a[id^='gdpr-{'studies' if level == 'study' else 'series'}-']")]
+            return texts if len(texts) == 3 and all(texts) else None
+
+        buttons = wait_for(shown, timeout=20, message=f"buttons on the {level} page")
+        assert buttons == ["De-identified download", "Review for release", "Route by rule…"]
         browser.check(f"explorer-{level}", allow_problems=True)  # Orthanc's own page: its markup, not ours

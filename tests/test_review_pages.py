@@ -102,7 +102,7 @@ def test_search_review_and_pictures_in_the_browser(app, study, browser):
         page = browser.driver.page_source
         assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
         assert PATIENT_ID not in browser.driver.current_url
-        browser.driver.find_element("link text", XSS_NAME).click()
+        browser.follow(XSS_NAME)
         browser.check("study")
         browser.press("Review")
         browser.check("review")
@@ -114,8 +114,7 @@ def test_search_review_and_pictures_in_the_browser(app, study, browser):
         images = browser.driver.find_elements("css selector", "img")
         assert len(images) == 4 and all(browser.driver.execute_script(
             "return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in images)
-        browser.driver.find_element("link text", "Changed (%d)" % int(re.search(
-            r"Changed \((\d+)\)", browser.text()).group(1))).click()
+        browser.follow("Changed (%d)" % int(re.search(r"Changed \((\d+)\)", browser.text()).group(1)))
         browser.check("review-changed")
         browser.visit(f"/ui/studies/{study}/review?profile=nope", "unknown-profile")
         assert "no profile of that name" in browser.text()
