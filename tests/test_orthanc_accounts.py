@@ -245,3 +245,29 @@ def test_dicomweb_retrieval_of_a_restricted_patient_is_refused_and_audited(ortha
     assert all(r["user"] == server.username and r["role"] == "staff" and "Art. 18" in r["reason"] for r in refused)
     sent = [r for r in server.audit_records if r["event"] == "export"]
     assert [(r["route"], r["uids"], r["purpose"]) for r in sent] == [("dicomweb", [free[0]], "unspecified")]
+
+
+def test_store_to_a_modality_of_a_restricted_patient_needs_care_and_a_clinician(orthanc_factory, storescp, tmp_path):
+    """Orthanc's own C-STORE route: the plugin answers it, gates it, audits it, then hands it to
+    Orthanc. Without staff accounts, the Orthanc users in "CareUsers" count as clinicians."""
+    import json
+
+    consents = tmp_path / "consents.json"
+    consents.write_text(json.dumps({"restrictions": [{"patient_id": "STORE-R-1", "issuer": "", "kind": "restriction"}]}))
+    server = orthanc_factory(modalities={"scp": storescp.as_modality()},
+                             gdpr={"ConsentFile": str(consents), "CareUsers": ["gdpr-test"]})
+    instances = [server.upload(d) for d in make_ct_study(2, patient_id="STORE-R-1", series=1)]
+    study = server.get_json(f"/instances/{instances[0]}/study")["ID"]
+
+    r = server.post("/modalities/scp/store", json={"Resources": [study], "Synchronous": True})
+    assert r.status_code == 403 and "Art. 18" in r.json()["error"]
+    r = server.post("/modalities/scp/store", json={"Resources": [study], "Synchronous": True, "Purpose": "care"})
+    assert r.status_code == 200, r.text
+    assert len(storescp.wait_for_files(2)) == 2
+    assert server.post("/modalities/scp/store", data=b"[]").status_code == 400  # no resource named
+
+    records = [r for r in server.audit_records if r["event"].startswith("export")]
+    assert [(r["event"], r["route"], r["destination"], r["purpose"]) for r in records] == [
+        ("export.refused", "modalities/*/store", "scp", "unspecified"),
+        ("export", "modalities/*/store", "scp", "care")]
+    assert records[1]["user"] == "gdpr-test" and records[1]["role"] == "clinician"
