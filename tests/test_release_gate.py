@@ -71,7 +71,7 @@ def test_approval_in_the_browser_releases_exactly_the_reviewed_study_and_rejecti
     approved, _ = upload_study(orthanc, 3, "CT", "GATE-APPROVE-1")
     rejected, _ = upload_study(orthanc, 2, "CT", "GATE-REJECT-2")
     wait_for(lambda: len([j for j in jobs(orthanc, "research-review") if j["status"] == "awaiting-review"]) == 2,
-             message="two jobs awaiting review")
+             timeout=60, message="two jobs awaiting review")
     time.sleep(2.5)  # several polls: still nothing sent
     assert storescp.received_files() == []
 
@@ -95,12 +95,13 @@ def test_approval_in_the_browser_releases_exactly_the_reviewed_study_and_rejecti
         ds = pydicom.dcmread(path)
         assert ds.PatientID != "GATE-APPROVE-1" and ds.PatientIdentityRemoved == "YES"
     done = wait_for(lambda: [j for j in jobs(orthanc, "research-review")
-                             if j["resource"] == approved and j["status"] == "done"], message="job done")
+                             if j["resource"] == approved and j["status"] == "done"], timeout=60, message="job done")
     assert done[0]["sent"] == 3
 
     decide_in_browser(browser, rejected, "reject", "Burned-in text risk not acceptable for this recipient.")
     cancelled = wait_for(lambda: [j for j in jobs(orthanc, "research-review")
-                                  if j["resource"] == rejected and j["status"] == "cancelled"], message="cancelled")
+                                  if j["resource"] == rejected and j["status"] == "cancelled"], timeout=60,
+                         message="cancelled")
     assert "Burned-in text risk" in cancelled[0]["reason"]
     time.sleep(1.5)
     assert len(storescp.received_files()) == 3
@@ -132,7 +133,7 @@ def test_a_study_changed_after_approval_voids_the_release(gated, storescp):
         orthanc.upload(buf.getvalue())  # the stored study changes after the review
         orthanc.post_json("/gdpr/route", {"level": "study", "id": study, "rule": "by-hand-review"})
         waiting = wait_for(lambda: [j for j in jobs(orthanc, "by-hand-review")
-                                    if "void" in j.get("awaiting", "")], message="release void")
+                                    if "void" in j.get("awaiting", "")], timeout=60, message="release void")
         assert waiting[0]["status"] == "awaiting-review"
         assert c.get(f"/api/releases/{r.json()['id']}", headers=RITA).json()["status"] == "void"
     assert storescp.received_files() == []
