@@ -2,8 +2,9 @@
 
 A *disclosure* is data leaving the archive for someone: a routing rule delivering a study
 (``route.done`` with at least one instance sent), a staff member's de-identified download through
-the plugin (``download``), the patient's own earlier bundles (``bundle.download`` of a GET that
-answered 200/206). Everything else in the store (claims, queue bookkeeping, refusals, internal
+the plugin (``download``), identified data handed out by Orthanc's own routes at a person's
+request (``export``: archive, media, file to that person; store to a modality or peer), the
+patient's own earlier bundles (``bundle.download`` of a GET that answered 200/206). Everything else in the store (claims, queue bookkeeping, refusals, internal
 fetches by the service itself) is an internal machine record and is not a disclosure.
 
 Plugin records name Orthanc resources, not patients: they are matched by the patient's Orthanc
@@ -59,10 +60,13 @@ def _request_ids(db, patient_id: str | None, issuer: str | None, orthanc_patient
         return set(s.scalars(select(PortabilityRequest.id).where(or_(*clauses))))
 
 
-def _of_record(rec: dict, resources: set[str], requests: set[int]) -> Disclosure | None:
+def _of_record(rec: dict, resources: set[str], requests: set[int], service_user: str | None = None) -> Disclosure | None:
     f = chain.fields_of(rec)
     at = chain.effective_ts(rec)
     if rec.get("source") == "plugin":
+        if rec["event"] == "export" and f.get("result") == "sent" and resources & set(f.get("resources") or ()):
+            # the service's own fetches (bundles, rectification checks) are internal, not disclosures
+            return None if service_user and f.get("user") == service_user else _identified_export(at, f)
         if f.get("resource") not in resources:
             return None
         if rec["event"] == "route.done" and f.get("destination") and int(f.get("sent") or 0) > 0:
@@ -79,6 +83,18 @@ def _of_record(rec: dict, resources: set[str], requests: set[int]) -> Disclosure
     return None
 
 
+def _identified_export(at: datetime, f: dict) -> Disclosure:
+    """Orthanc's own routes at a person's request (``export`` records of the plugin's egress gate):
+    a store to a modality or peer goes to that destination, anything else (archive, media, file)
+    to the person who fetched it. The data carried the patient's identity (no profile)."""
+    destination, purpose = f.get("destination"), f.get("purpose")
+    basis = "care" if purpose == "care" else None
+    if destination:
+        kind = "modality" if str(f.get("route", "")).startswith("modalities") else "peer"
+        return Disclosure(at, ROUTE, f"{kind}:{destination}", purpose, basis, None)
+    return Disclosure(at, DOWNLOAD, str(f.get("user")), purpose, basis, None)
+
+
 def disclosures_for(db, settings, *, patient_id: str | None = None, issuer: str | None = None,
                     orthanc_patient: str | None = None, resources: Iterable[str] = ()) -> list[Disclosure]:
     """The disclosures of one patient's data, oldest first, one per recipient and occasion.
@@ -93,7 +109,7 @@ def disclosures_for(db, settings, *, patient_id: str | None = None, issuer: str 
     out: list[Disclosure] = []
     seen: set[tuple] = set()
     for rec in chain.records(db):
-        d = _of_record(rec, resources, requests)
+        d = _of_record(rec, resources, requests, getattr(settings, "orthanc_username", None))
         if d is None:
             continue
         if d.kind == BUNDLE:

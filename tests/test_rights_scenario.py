@@ -150,6 +150,8 @@ def test_people_rectify_restrict_and_erase_and_the_erased_patient_leaves_no_trac
     assert s.api("alice", "POST", "/api/consents", json={"patient_id": ERASED["id"], "purpose": "research",
                                                          "evidence": ERASED["evidence"]}).status_code == 201
     assert s.orthanc.get(f"{s.served.url}/gdpr/studies/{erase_study}/archive").status_code == 200
+    assert requests.get(f"{s.served.url}/studies/{erase_study}/archive", params={"purpose": "care"},
+                        auth=("carl", password("carl")), timeout=60).status_code == 200  # identified, for care
     req = s.api("alice", "POST", "/requests", json={"kind": "access", "patient_id": ERASED["id"]}).json()
     assert s.api("rita", "POST", f"/requests/{req['id']}/identity", json={"method": "id-card-in-person"}).status_code == 200
     job = s.api("alice", "POST", f"/requests/{req['id']}/bundle").json()
@@ -167,6 +169,10 @@ def test_people_rectify_restrict_and_erase_and_the_erased_patient_leaves_no_trac
                                 for p in view.get_json("/patients")]
     assert not list(bundles.glob("*.zip"))
     assert s.api("dora", "GET", "/api/audit/verify").json()["intact"] is True
+    # Art. 19: the people who took the patient's data away (de-identified, and identified for care) get notices.
+    told = {(n["recipient"], n["action"], n["state"])
+            for n in s.api("alice", "GET", "/api/notices", params={"right": "erasure"}).json()}
+    assert {("user:dpo", "notice", "to-send"), ("user:carl", "notice", "to-send")} <= told, told
 
     # ---- 4. Each step's audit record names the person (and the role).
     def actor(event: str) -> tuple[str, str]:
