@@ -230,6 +230,9 @@ def test_serve_config_is_the_production_template_on_loopback(tmp_path):
     for key, value in production.items():
         if key not in runtime:
             assert written[key] == overrides.get(key, value), key
+    # Orthanc reads a missing or empty HttpsCACertificates as the configuration's directory,
+    # which makes every outgoing HTTPS request (peers) fail: it names Debian's CA bundle
+    assert Path(written["HttpsCACertificates"]).is_file()
     report = check_config(path)
     severe = [f for f in report["findings"] if f["severity"] in ("critical", "high")]
     assert severe == [], severe
