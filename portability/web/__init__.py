@@ -67,7 +67,7 @@ Browser tests: ``tests/browser.py`` (fixture ``browser`` in ``tests/conftest.py`
 """
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 
 from . import anonymity, anonymous, login, releases, studies
@@ -87,5 +87,11 @@ def install(app: FastAPI) -> None:
     app.state.error_page = error_page
     install_error_pages(app)
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        """Browsers ask for it on every page; no icon, and no 404 in their console."""
+        return Response(status_code=204)
+
     for router in PAGE_ROUTERS:
         app.include_router(router)
