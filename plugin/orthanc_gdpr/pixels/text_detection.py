@@ -309,13 +309,14 @@ def _reads_text(models: _Models, crops: list[np.ndarray]) -> list[bool]:
 
 def _confident_alnum(best: np.ndarray, conf: np.ndarray, characters: tuple[str, ...]) -> bool:
     """CTC greedy reading (non-blank steps unlike the one before): are :data:`MIN_CHARS` of them
-    ASCII letters or digits read with :data:`MIN_CHAR_CONFIDENCE`, and is the reading's mean
-    confidence :data:`MIN_MEAN_CONFIDENCE` or more?"""
+    letters (Latin or CJK: the recognizer reads both) or digits read with
+    :data:`MIN_CHAR_CONFIDENCE`, and is the reading's mean confidence
+    :data:`MIN_MEAN_CONFIDENCE` or more?"""
     previous, count, read = 0, 0, []
     for index, p in zip(best.tolist(), conf.tolist()):
         if index != previous and index != 0 and index < len(characters):
             ch = characters[index]
-            count += ch.isascii() and ch.isalnum() and p >= MIN_CHAR_CONFIDENCE
+            count += ch.isalnum() and p >= MIN_CHAR_CONFIDENCE  # letters of any script, digits
             read.append(p)
         previous = index
     return count >= MIN_CHARS and sum(read) / len(read) >= MIN_MEAN_CONFIDENCE
