@@ -8,6 +8,7 @@ downloaded once per machine).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,6 +46,23 @@ def test_wheel_carries_the_entry_script_profiles_masks_and_templates(installed: 
                  "orthanc_config/profiles/research.json", "orthanc_config/pixel-masks/ctp-burned-in-library.json"):
         assert (package / name).is_file(), name
     assert not (package / "orthanc_config").is_symlink()  # a copy, not a link into a checkout
+
+
+def test_wheel_carries_every_data_file_of_its_packages(installed: Path):
+    """Templates, stylesheets, scripts, gettext catalogs, JSON tables, migrations: every file the
+    packages hold in the checkout is installed (a file left out of pyproject's package data would
+    only show as a broken page or a missing language on a real install)."""
+    site = next((installed / "lib").glob("python3*/site-packages"))
+    # script.py.mako is Alembic's template for writing new migrations, a developer's tool
+    skipped = {"portability/migrations/script.py.mako"}
+    missing = []
+    for package, source in (("orthanc_gdpr", REPO / "plugin" / "orthanc_gdpr"), ("portability", REPO / "portability")):
+        for folder, _, files in os.walk(source, followlinks=True):  # orthanc_config is a link in a checkout
+            for path in (Path(folder, f) for f in files):
+                name = f"{package}/{path.relative_to(source)}"
+                if path.suffix not in (".py", ".pyc") and name not in skipped and not (site / name).is_file():
+                    missing.append(name)
+    assert missing == []
 
 
 def test_installed_serve_answers_health(installed: Path, tmp_path: Path):
