@@ -31,8 +31,9 @@ HEADERS = {
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
 }
-#: FastAPI's interactive API docs load their script from a CDN: they keep their own policy-free
-#: answers (a developer tool, not a page with PHI).
+#: The API docs (:mod:`portability.apidocs`: a staff login, assets served locally) start Swagger
+#: UI with an inline script and ReDoc with an inline style, which this policy would block: they
+#: keep policy-free answers (a developer tool, no PHI on them).
 UNPROTECTED = ("/docs", "/redoc", "/openapi.json")
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 MAX_FORM_BYTES = 256 * 1024
