@@ -69,7 +69,8 @@ def test_staff_accounts_log_into_orthanc_rest_and_explorer(site):
     challenge = requests.get(site.url + "/gdpr-login", timeout=10)
     assert challenge.status_code == 401 and challenge.headers["WWW-Authenticate"].startswith("Basic ")
     login = requests.get(site.url + "/gdpr-login", auth=CARL, timeout=10, allow_redirects=False)
-    assert login.status_code in (301, 302, 303, 307) and login.headers["Location"].endswith("/app/explorer.html")
+    assert login.status_code == 303 and login.headers["Location"].endswith("/app/explorer.html")
+    assert login.headers["Cache-Control"] == "no-store"  # never a cached (301) skip of the login dialog
     assert requests.get(site.url + "/app/explorer.html", timeout=10).status_code == 403  # no login, no page
 
     # wrong password, unknown user: refused, and the service audits the attempt for Orthanc

@@ -351,7 +351,11 @@ def login_page(orthanc: Any, rt: Runtime):
         if who is None:
             output.SendUnauthorized(REALM)
             return
-        output.Redirect("/app/explorer.html")
+        # 303, not Orthanc's Redirect (301): a browser keeps a 301 for good and would skip this
+        # page, and with it the login dialog, on every later visit (another person, a new session)
+        output.SetHttpHeader("Location", "/app/explorer.html")
+        output.SetHttpHeader("Cache-Control", "no-store")
+        output.SendHttpStatusCode(303)
     return handler
 
 
