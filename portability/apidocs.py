@@ -2,11 +2,17 @@
 
 ``/openapi.json``, ``/docs`` (Swagger UI) and ``/redoc`` need a staff login. Their scripts and
 styles come from the ``fastapi-offline`` package and are served from ``/docs-assets``: a hospital
-network without internet access shows the same pages. The OpenAPI document declares how to log
+network without internet access shows the same pages. Each page carries a Content-Security-Policy
+that admits its own inline start-up block by hash and nothing from another origin (ReDoc's bundle
+would otherwise fetch its logo from a CDN; it also writes its styles inline and searches in a
+``blob:`` worker, which its policy allows). The OpenAPI document declares how to log
 in: HTTP Basic with a staff account, a bearer token (machines), a patient token header.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from pathlib import Path
 
 import fastapi_offline
@@ -26,6 +32,24 @@ SECURITY_SCHEMES = {
     "patientToken": {"type": "apiKey", "in": "header", "name": "X-Patient-Token",
                      "description": "a patient's token, issued by staff, for their own records"},
 }
+
+
+def _hashes(html: str, tag: str) -> str:
+    """CSP sources for the inline ``<tag>`` blocks of ``html``, by their SHA-256."""
+    blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.S)
+    return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
+
+
+def _with_policy(page: HTMLResponse, **extra: str) -> HTMLResponse:
+    """``page`` with a policy that lets its own inline start-up script and style run, loads
+    everything else from this origin only (images also as ``data:``, as the bundles' CSS has
+    them) and ``extra`` directives on top."""
+    html = page.body.decode()
+    directives = {"default-src": "'self'", "script-src": f"'self' {_hashes(html, 'script')}".strip(),
+                  "style-src": f"'self' {_hashes(html, 'style')}".strip(), "img-src": "'self' data:",
+                  "frame-ancestors": "'none'", "base-uri": "'none'", "form-action": "'self'", **extra}
+    page.headers["content-security-policy"] = "; ".join(f"{k} {v}" for k, v in directives.items())
+    return page
 
 
 def openapi_document(app: FastAPI) -> dict:
@@ -49,14 +73,15 @@ def install(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def swagger(_: Staff = staff) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title}: API",
+        return _with_policy(get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title}: API",
                                    swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
                                    swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
                                    swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
-                                   swagger_ui_parameters={"validatorUrl": None})  # no badge from the internet
+                                   swagger_ui_parameters={"validatorUrl": None}))  # no badge from the internet
 
     @app.get("/redoc", include_in_schema=False)
     def redoc(_: Staff = staff) -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title}: API",
+        page = get_redoc_html(openapi_url="/openapi.json", title=f"{app.title}: API",
                               redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
                               redoc_favicon_url=f"{ASSETS_URL}/favicon.png", with_google_fonts=False)
+        return _with_policy(page, **{"style-src": "'self' 'unsafe-inline'", "worker-src": "'self' blob:"})

@@ -156,6 +156,8 @@ def test_api_docs_need_a_staff_login_and_load_nothing_from_the_internet(rights_d
             urls = re.findall(r"""(?:src|href|url)\s*[=:]\s*["']([^"']+)["']""", page.text)
             assert urls and all(u.startswith("/") for u in urls), urls
             assert "http://" not in page.text and "https://" not in page.text
+            policy = page.headers["content-security-policy"]
+            assert policy.startswith("default-src 'self'; script-src 'self'") and "img-src 'self' data:" in policy
             for url in urls:
                 assert client.get(url, headers=STAFF).status_code == 200, url
         doc = client.get("/openapi.json", headers=STAFF).json()

@@ -10,6 +10,7 @@ reach. What the pieces must agree on, page after page:
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urlparse
 
 from selenium.webdriver.common.by import By
@@ -89,3 +90,35 @@ def test_every_role_walks_every_page_it_is_shown(orthanc, browser, tmp_path):
     assert {"/ui/desk/users", "/ui/anonymity", "/ui/desk/audit", "/ui/releases", "/ui/desk/consent",
             "/ui/desk/notices"} <= set(walked["dora"])
     assert {"/ui/desk", "/ui/desk/requests/new", "/ui/desk/rectifications/new"} <= set(walked["alice"])
+
+
+def test_api_docs_render_from_this_origin_only(browser, tmp_path):
+    """Swagger UI and ReDoc, with a staff login, under a policy that admits their own start-up
+    blocks by hash: both render, every resource comes from the service, and ReDoc's logo from a
+    CDN is blocked by the policy rather than fetched (a hospital network is often offline, and
+    must not tell a CDN who reads its API docs)."""
+    import base64
+
+    service, _ = live_desk(None, tmp_path)
+    with service as url:
+        login = base64.b64encode(b"alice:alice-pw").decode()
+        browser.driver.execute_cdp_cmd("Network.enable", {})
+        browser.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {login}"}})
+        for path, shown in (("/docs", "/openapi.json"), ("/redoc", "consent forms")):
+            browser.driver.get(url + path)
+            deadline = time.monotonic() + 60
+            while shown not in browser.text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert shown in browser.text(), path
+            browser.screenshot(path.strip("/"))
+            resources = browser.driver.execute_script(
+                "return performance.getEntriesByType('resource').map(e => e.name)")
+            console = [e["message"] for e in browser.driver.get_log("browser")]
+            blocked = [m for m in console if "violates the following Content Security Policy" in m
+                       and "has been blocked" in m]
+            assert len(blocked) == len(console), console  # nothing failed but what the policy stopped
+            assert all("https://cdn.redoc.ly/" in m for m in blocked), blocked
+            assert (path == "/docs") == (blocked == []), path
+            # Chromium lists a blocked load among the resources too: each foreign one was blocked
+            foreign = [r for r in resources if not r.startswith(url + "/")]
+            assert all(any(r in m for m in blocked) for r in foreign), (foreign, blocked)
