@@ -165,6 +165,8 @@ def test_api_docs_need_a_staff_login_and_load_nothing_from_the_internet(rights_d
         assert schemes["staffLogin"] == {**schemes["staffLogin"], "type": "http", "scheme": "basic"}
         assert schemes["machineToken"]["scheme"] == "bearer" and schemes["patientToken"]["in"] == "header"
         assert doc["security"] and "/api/users" in doc["paths"]
+        operations = [op["operationId"] for route in doc["paths"].values() for op in route.values()]
+        assert len(operations) == len(set(operations))  # OpenAPI: every operationId is unique
 
 
 def test_access_log_names_the_route_template_never_the_query_string(rights_db, tmp_path, caplog):

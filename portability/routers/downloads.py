@@ -72,7 +72,8 @@ def wants_page(request: Request) -> bool:
             and "text/html" in request.headers.get("accept", ""))
 
 
-@router.api_route("/download/{token}", methods=["GET", "HEAD"])
+@router.get("/download/{token}")
+@router.head("/download/{token}", include_in_schema=False)  # one operation in the API docs
 def link(token: str, request: Request, db=Depends(get_db)):
     if wants_page(request):
         from ..web.landing import landing_page
@@ -81,7 +82,8 @@ def link(token: str, request: Request, db=Depends(get_db)):
     return download(token, request, db)
 
 
-@router.api_route("/download/{token}/medical-images.zip", methods=["GET", "HEAD"])
+@router.get("/download/{token}/medical-images.zip")
+@router.head("/download/{token}/medical-images.zip", include_in_schema=False)  # one operation in the API docs
 def download(token: str, request: Request, db=Depends(get_db)):
     client = request.client.host if request.client else None
     link_id, request_id, path, encrypted = _resolve(db, token, client)
