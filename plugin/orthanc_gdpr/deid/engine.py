@@ -100,6 +100,97 @@ def has_pixels(ds: Dataset) -> bool:
     return any(tag in ds for tag in PIXEL_TAGS)
 
 
+def patient_identity(ds: Dataset) -> str:
+    """Who the instance is about, as the key for pseudonyms and the date offset: the patient ID
+    (with its issuer), else the name and birth date."""
+    pid = str(ds.get("PatientID", "") or "")
+    issuer = str(ds.get("IssuerOfPatientID", "") or "")
+    name = str(ds.get("PatientName", "") or "")
+    return f"id|{issuer}|{pid}" if pid else f"name|{name}|{ds.get('PatientBirthDate', '')}"
+
+
+def is_identifier_source(tag: int, vr: str, rule: Rule | None) -> bool:
+    """True for a top-level element whose value identifies the patient wherever else it turns
+    up (names, IDs, the birth date) and that the profile does not keep."""
+    if vr != "PN" and tag not in IDENTIFYING_TAGS and tag != PATIENT_BIRTH_DATE or vr == "SQ":
+        return False
+    return rule is None or rule.action != "K"
+
+
+def collect_identifier(identifiers: Identifiers, tag: int, vr: str, value) -> None:
+    """Add the decoded ``value`` of an identifier source to what the safety net hunts."""
+    if not value:
+        return
+    if vr == "PN":
+        identifiers.add_person_name(str(value))
+    elif tag == PATIENT_BIRTH_DATE:
+        identifiers.add_birth_date(str(value))
+    elif isinstance(value, (str, MultiValue)):
+        identifiers.add_identifier(str(value))
+
+
+def mark(ds: Dataset, engine: "Deidentifier") -> None:
+    """Say in ``ds`` that it was de-identified, how, and what became of its dates (PS3.15 E.1)."""
+    ds.PatientIdentityRemoved = "YES"
+    profile = engine.profile
+    ds.DeidentificationMethod = [f"orthanc-gdpr {__version__}", "DICOM PS3.15 2026d Annex E",
+                                 f"profile {profile.name}"[:64]]
+    items = []
+    for code, meaning in engine.method_codes:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code, "DCM", meaning
+        items.append(item)
+    ds.DeidentificationMethodCodeSequence = items
+    if engine.full_dates:
+        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+    elif engine.modified_dates:
+        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+    else:
+        ds.LongitudinalTemporalInformationModified = "REMOVED"
+
+
+def rewrite_file_meta(meta: Dataset, sop_instance_uid: str, sop_class_uid: str | None) -> None:
+    """The file meta of a de-identified instance: no sending or receiving systems, the new SOP
+    Instance UID, and orthanc-gdpr as the implementation that wrote it."""
+    for tag in FILE_META_IDENTIFYING:
+        if tag in meta:
+            del meta[tag]
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    if sop_class_uid is not None:
+        meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+
+
+def net_verdict(identifiers: Identifiers, removed: RemovedValues, value, tag: int, here: str,
+                report: InstanceReport) -> tuple[str | None, object]:
+    """What the safety net does to a kept text element whose (decoded) ``value`` matched: the
+    action of the removed element it equals ("X", "Z" or "D", and nothing new), or its new value
+    with the patient's identifiers and removed values cut out (None: nothing to cut). The hit is
+    counted in ``report``."""
+    values = [str(v) for v in value] if isinstance(value, (list, MultiValue)) else [str(value)]
+    same = removed.equal_to(values[0]) if len(values) == 1 else None
+    if same is not None:  # the very value the profile removed: the same action here
+        report.safety_net.append((here, 1))
+        report.add(here, "X" if tag >> 16 & 1 else same.action,
+                   f"safety net: the value removed from {same.attribute} ({same.rule})")
+        return ("X" if tag >> 16 & 1 else same.action), None
+    new, own, taken = [], 0, []
+    for text in values:
+        text, hits = identifiers.scrub(text)
+        text, removals = removed.redact(text)
+        own, taken = own + hits, taken + removals
+        new.append(tidy(text) if removals else text)
+    if not own and not taken:
+        return None, None  # matched as raw bytes only (e.g. a character set detail): nothing to cut
+    report.safety_net.append((here, own + len(taken)))
+    if own:
+        report.add(here, "C", "safety net: the patient's own identifier removed")
+    for attribute, rule in sorted({(r.attribute, r.rule) for r in taken}):
+        report.add(here, "C", f"safety net: a value removed from {attribute} ({rule}) cut out")
+    return None, new if len(new) > 1 else new[0]
+
+
 class Deidentifier:
     """A profile bound to a key: de-identifies instances one by one, consistently."""
 
@@ -157,10 +248,7 @@ class _Instance:
         self.kept_text: list[tuple[Dataset, int, str]] = []
         charset = ds.get("SpecificCharacterSet", "")
         self.raw_text = isinstance(charset, str) and charset.strip() in SINGLE_BYTE_CHARSETS
-        pid = str(ds.get("PatientID", "") or "")
-        issuer = str(ds.get("IssuerOfPatientID", "") or "")
-        name = str(ds.get("PatientName", "") or "")
-        self.identity = f"id|{issuer}|{pid}" if pid else f"name|{name}|{ds.get('PatientBirthDate', '')}"
+        self.identity = patient_identity(ds)
         self.days = engine.shifter.offset_days(self.identity)
 
     def run(self) -> InstanceReport:
@@ -176,8 +264,10 @@ class _Instance:
             self._dataset(*stack.pop(), stack)
         self._safety_net()
         self._pixel_options(ds)
-        self._mark(ds)
-        self._file_meta(ds)
+        mark(ds, self.engine)
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None:
+            rewrite_file_meta(meta, ds.SOPInstanceUID, ds.SOPClassUID if "SOPClassUID" in ds else None)
         self.report.sop_class_uid = str(ds.get("SOPClassUID", ""))
         self.report.sop_instance_uid = str(ds.SOPInstanceUID)
         self.report.patient_pseudonym = self.engine.pseudonyms.patient_id(self.identity)
@@ -195,20 +285,8 @@ class _Instance:
             vr = elem.VR  # as the file states it: the common case decides without a look-up
             if vr is None or vr == "UN":
                 vr = _vr(ds, tag)
-            if vr != "PN" and tag not in IDENTIFYING_TAGS and tag != PATIENT_BIRTH_DATE or vr == "SQ":
-                continue
-            rule = table.lookup(tag)
-            if rule is not None and rule.action == "K":
-                continue
-            value = ds[tag].value
-            if not value:
-                continue
-            if vr == "PN":
-                self.identifiers.add_person_name(str(value))
-            elif tag == PATIENT_BIRTH_DATE:
-                self.identifiers.add_birth_date(str(value))
-            elif isinstance(value, (str, MultiValue)):
-                self.identifiers.add_identifier(str(value))
+            if is_identifier_source(tag, vr, table.lookup(tag)):
+                collect_identifier(self.identifiers, tag, vr, ds[tag].value)
 
     # -- the walk -------------------------------------------------------------------------------
 
@@ -470,33 +548,15 @@ class _Instance:
             self.report.safety_net.append((here, 1))
             self.report.add(here, "X", "safety net: kept private value holds an identifier or a removed value")
             return
-        values = [str(v) for v in elem.value] if isinstance(elem.value, (list, MultiValue)) else [str(elem.value)]
-        same = self.removed.equal_to(values[0]) if len(values) == 1 else None
-        if same is not None:  # the very value the profile removed: the same action here
-            if same.action == "X" or tag >> 16 & 1:
-                del dataset[tag]
-            elif same.action == "Z":
-                dataset[tag] = DataElement(tag, elem.VR, None)
-            else:
-                self._dummy(dataset, tag, elem.VR)
-            self.report.safety_net.append((here, 1))
-            self.report.add(here, "X" if tag >> 16 & 1 else same.action,
-                            f"safety net: the value removed from {same.attribute} ({same.rule})")
-            return
-        new, own, taken = [], 0, []
-        for value in values:
-            text, hits = self.identifiers.scrub(value)
-            text, removals = self.removed.redact(text)
-            own, taken = own + hits, taken + removals
-            new.append(tidy(text) if removals else text)
-        if not own and not taken:
-            return  # matched as raw bytes only (e.g. a character set detail): nothing to cut
-        elem.value = new if len(new) > 1 else new[0]
-        self.report.safety_net.append((here, own + len(taken)))
-        if own:
-            self.report.add(here, "C", "safety net: the patient's own identifier removed")
-        for attribute, rule in sorted({(r.attribute, r.rule) for r in taken}):
-            self.report.add(here, "C", f"safety net: a value removed from {attribute} ({rule}) cut out")
+        same, new = net_verdict(self.identifiers, self.removed, elem.value, tag, here, self.report)
+        if same == "X":
+            del dataset[tag]
+        elif same == "Z":
+            dataset[tag] = DataElement(tag, elem.VR, None)
+        elif same is not None:
+            self._dummy(dataset, tag, elem.VR)
+        elif new is not None:
+            elem.value = new
 
     def _pixel_options(self, ds: Dataset) -> None:
         """Pixel options on this instance's pixels; where there are none (or none they handle),
@@ -525,34 +585,3 @@ class _Instance:
         if before is not None and self.engine.previews_dir is not None:
             from ..pixels.previews import previews  # Pillow drawing: only for sign-off runs
             previews(before, ds, result.boxes, self.engine.previews_dir, result.text_regions)
-
-    def _mark(self, ds: Dataset) -> None:
-        ds.PatientIdentityRemoved = "YES"
-        profile = self.engine.profile
-        ds.DeidentificationMethod = [f"orthanc-gdpr {__version__}", "DICOM PS3.15 2026d Annex E",
-                                     f"profile {profile.name}"[:64]]
-        items = []
-        for code, meaning in self.engine.method_codes:
-            item = Dataset()
-            item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code, "DCM", meaning
-            items.append(item)
-        ds.DeidentificationMethodCodeSequence = items
-        if self.engine.full_dates:
-            ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
-        elif self.engine.modified_dates:
-            ds.LongitudinalTemporalInformationModified = "MODIFIED"
-        else:
-            ds.LongitudinalTemporalInformationModified = "REMOVED"
-
-    def _file_meta(self, ds: Dataset) -> None:
-        meta = getattr(ds, "file_meta", None)
-        if meta is None:
-            return
-        for tag in FILE_META_IDENTIFYING:
-            if tag in meta:
-                del meta[tag]
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        if "SOPClassUID" in ds:
-            meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-        meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME

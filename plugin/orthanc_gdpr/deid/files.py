@@ -30,6 +30,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from . import raw
 from .encoder import encode_part10
 from .engine import Deidentifier, DeidentificationError, InstanceDropped, _label
 from .keys import Keyring
@@ -40,9 +41,6 @@ from .report import InstanceReport, RunReport
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._^-]")
 
 
-#: (7FE0,0010) Pixel Data, as its tag bytes appear in a little endian file.
-_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
-_TRAILING_PADDING_TAG = b"\xfc\xff\xfc\xff"
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
@@ -138,30 +136,9 @@ def _trailing_pixel_data(ds: Dataset, tail: memoryview) -> int:
     implicit, little = getattr(ds, "original_encoding", (None, None))
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
-    head = bytes(tail[:12])
-    if (implicit is None or not little or len(head) < 12 or not head.startswith(_PIXEL_DATA_TAG)
-            or (syntax is not None and UID(syntax).is_implicit_VR is not implicit)):
+    if implicit is None or not little or (syntax is not None and UID(syntax).is_implicit_VR is not implicit):
         return 0
-    if implicit:
-        header, length = 8, struct.unpack_from("<I", head, 4)[0]
-    elif head[4:6] in (b"OB", b"OW"):
-        header, length = 12, struct.unpack_from("<I", head, 8)[0]
-    else:
-        return 0
-    end = header + length
-    if length == _UNDEFINED_LENGTH or end > len(tail):
-        return 0
-    return end if end == len(tail) or _is_trailing_padding(tail[end:], implicit) else 0
-
-
-def _is_trailing_padding(rest: memoryview, implicit: bool) -> bool:
-    """True when ``rest`` is exactly one Data Set Trailing Padding element."""
-    head = bytes(rest[:12])
-    if not head.startswith(_TRAILING_PADDING_TAG):
-        return False
-    if implicit:
-        return len(head) >= 8 and 8 + struct.unpack_from("<I", head, 4)[0] == len(rest)
-    return len(head) == 12 and head[4:6] in (b"OB", b"UN") and 12 + struct.unpack_from("<I", head, 8)[0] == len(rest)
+    return raw.trailing_pixel_length(tail, implicit)
 
 
 def _split(fp: BinaryIO | mmap.mmap, data: bytes | mmap.mmap, split: bool = True
@@ -285,9 +262,23 @@ def deidentify_bytes(engine: Deidentifier, data: bytes | str | os.PathLike, defa
 
 def output_path(ds: Dataset, report: InstanceReport) -> Path:
     """patient pseudonym / study UID / series UID / SOP instance UID.dcm: no identifiers."""
-    parts = [report.patient_pseudonym, str(ds.get("StudyInstanceUID", "study")),
-             str(ds.get("SeriesInstanceUID", "series")), f"{ds.SOPInstanceUID}.dcm"]
+    return _output_path(report, str(ds.get("StudyInstanceUID", "study")), str(ds.get("SeriesInstanceUID", "series")))
+
+
+def _output_path(report: InstanceReport, study_uid: str, series_uid: str) -> Path:
+    parts = [report.patient_pseudonym, study_uid, series_uid, f"{report.sop_instance_uid}.dcm"]
     return Path(*(_SAFE_NAME.sub("_", p) for p in parts))
+
+
+def deidentify_raw(engine: Deidentifier, data: bytes | mmap.mmap) -> tuple[Path, bytes, memoryview, InstanceReport] | None:
+    """The engine's result through its raw-element fast path (:mod:`.raw`): (output path, head,
+    pixel element, report), or None where that path does not promise the engine's very bytes
+    (the caller then runs the engine)."""
+    try:
+        result = raw.deidentify(engine, data)
+    except Exception:  # NotCovered, or anything unexpected: the engine decides, and says why
+        return None
+    return _output_path(result.report, result.study_uid, result.series_uid), result.head, result.pixels, result.report
 
 
 def write_atomic(path: Path, *parts: bytes | memoryview) -> None:
@@ -355,10 +346,16 @@ def _process(item: tuple[int, str, bool]) -> Outcome:
     index, source, defaced = item
     assert _worker is not None
     engine, out_dir = _worker
+    raw_path = raw.covers(engine)
     try:
         with _source(source) as (fp, buffer):
-            ds, head, pixels, report = _deidentify(engine, fp, buffer, defaced)
-            relative = output_path(ds, report)
+            fast = deidentify_raw(engine, buffer) if raw_path and not defaced else None
+            if fast is not None:
+                relative, head, pixels, report = fast
+                del fast
+            else:
+                ds, head, pixels, report = _deidentify(engine, fp, buffer, defaced)
+                relative = output_path(ds, report)
             write_atomic(out_dir / relative, head, pixels)  # pixels: straight from the mapped input
             del pixels
         return index, "written", (str(relative), report.to_dict())

@@ -1,0 +1,685 @@
+"""De-identification on raw element bytes: the engine's fast path for the common instance.
+
+The engine (:mod:`.engine`) works on pydicom data sets and is the reference. For the common
+case this module gives the very same output bytes and report without building them: an Explicit
+VR Little Endian Part 10 file in a single-byte character set, whose trailing native Pixel Data is
+copied verbatim, under a profile without pixel options. It walks the element stream with
+``struct``, decides per tag from the profile's table exactly as the engine does (same rules,
+same walk order, same report), copies the bytes of kept elements, and builds values only for
+what the profile changes (UIDs, dates, pseudonyms, dummies) and what the engine reads (the
+patient's identifiers, the values the safety net hunts). New and changed elements are encoded
+by :mod:`.encoder`, values are decoded by pydicom itself, so both paths share every byte rule.
+
+Anything else raises :class:`NotCovered` before a byte is written, and the caller runs the
+engine instead: other transfer syntaxes or character sets, UN or unusual elements, private
+attributes the profile keeps, report-bearing objects, any safety-net hit or text that cleaning
+changes, malformed or truncated data. ``tests/test_deid_raw.py`` proves byte and report
+identity with the engine on every corpus file under every shipped profile.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import weakref
+
+from pydicom.charset import convert_encodings
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset
+from pydicom.filereader import _read_file_meta_info
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+
+from . import encoder
+from .cleaning import clean_text
+from .dates import shift_da, shift_dt
+from .engine import (BINARY_VRS, MAX_SEQUENCE_DEPTH, PATIENT_ID, PATIENT_NAME, PSEUDONYM_RULE, REMOVED_TEXT_VRS,
+                     SCANNED_VRS, SINGLE_BYTE_CHARSETS, SOP_INSTANCE_UID, Deidentifier, _dummy, _label,
+                     collect_identifier, is_identifier_source, mark, net_verdict, patient_identity,
+                     rewrite_file_meta)
+from .cleaning import Identifiers
+from .removed import Removal, RemovedValues
+from .report import InstanceReport
+from ..pixels.reports import (ENCAPSULATED_DOCUMENT_PREFIX, KEY_OBJECT_SELECTION, PRESENTATION_STATE_PREFIX,
+                              SECONDARY_CAPTURE_PREFIX, is_report_bearing)
+
+__all__ = ["NotCovered", "RawResult", "covers", "deidentify", "trailing_pixel_length"]
+
+
+class NotCovered(Exception):
+    """An instance (or a profile) this fast path leaves to the engine."""
+
+
+EXPLICIT_VR_LITTLE_ENDIAN = b"1.2.840.10008.1.2.1"
+_LONG_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UR", "UT", "SV", "UV"))
+_SHORT_VRS = frozenset(("AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "PN", "SH",
+                        "SL", "SS", "ST", "TM", "UI", "UL", "US"))
+#: VRs whose pydicom value is the Latin-1 text with trailing spaces and NULs stripped (split at
+#: backslashes), and which the encoder writes back joined and padded: an element whose raw bytes
+#: already are that padding is written back as read. Value: the padding byte.
+_PADDED = {"AE": b" ", "AS": b" ", "CS": b" ", "DA": b" ", "DT": b" ", "TM": b" ", "UI": b"\0",
+           "ST": b" ", "LT": b" ", "UT": b" ", "SH": b" ", "LO": b" ", "UC": b" "}
+#: Of those, the VRs pydicom strips per value (so "A \\B" does not come back as read).
+_PER_VALUE = frozenset(("SH", "LO", "UC"))
+_SINGLE_TEXT = frozenset(("ST", "LT", "UT"))
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_UNDEFINED = 0xFFFFFFFF
+_PIXEL_DATA, _TRAILING_PADDING = 0x7FE00010, 0xFFFCFFFC
+_SPECIFIC_CHARACTER_SET = 0x00080005
+_SOP_CLASS_UID, _MODALITY, _CONVERSION_TYPE, _IMAGE_TYPE = 0x00080016, 0x00080060, 0x00080064, 0x00080008
+_SERIES_DESCRIPTION, _CONTENT_SEQUENCE, _ENCAPSULATED_DOCUMENT = 0x0008103E, 0x0040A730, 0x00420011
+_STUDY_UID, _SERIES_UID = 0x0020000D, 0x0020000E
+_PIXEL_REPRESENTATION = 0x00280103
+_IDENTITY_TAGS = (PATIENT_ID, 0x00100021, PATIENT_NAME, 0x00100030)  # see engine.patient_identity
+#: Elements the engine's mark() writes: present in the input, they would be updated in place.
+_MARK_TAGS = (0x00120062, 0x00120063, 0x00120064, 0x00280303)
+
+DEFAULT_ENCODINGS = convert_encodings(["iso8859"])
+_tag_vr = struct.Struct("<HH2s").unpack_from
+_u16 = struct.Struct("<H").unpack_from
+_u32 = struct.Struct("<I").unpack_from
+_u16_u32 = struct.Struct("<HHI").unpack_from
+_pack_into_ul = struct.Struct("<I").pack_into
+
+#: What becomes of an element: its bytes as read, re-encoded from its decoded value, nothing,
+#: new bytes (``_El.new``), or a walked sequence.
+KEEP, DECODED, DROP, NEW, WALKED = range(5)
+
+
+class _El:
+    """One element as read: where its header and value are, and what becomes of it."""
+
+    __slots__ = ("tag", "vr", "head", "start", "end", "undefined", "items", "fate", "new", "elem")
+
+    def __init__(self, tag: int, vr: str, head: int, start: int, end: int, undefined: bool, items):
+        self.tag, self.vr, self.head, self.start, self.end = tag, vr, head, start, end
+        self.undefined, self.items = undefined, items
+        self.fate, self.new, self.elem = KEEP, None, None  # elem: as pydicom decodes it
+
+
+class _Item:
+    """One sequence item: its elements (by tag, in file order) and how its length was written."""
+
+    __slots__ = ("elements", "undefined")
+
+    def __init__(self, elements: dict[int, _El], undefined: bool):
+        self.elements, self.undefined = elements, undefined
+
+
+class _Reader:
+    """Explicit VR Little Endian element stream of one file."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def elements(self, pos: int, end: int | None, depth: int, stop: int = 0x100000000, groups: range = range(8, 0xFFFE)
+                 ) -> tuple[dict[int, _El], int]:
+        """Elements from ``pos`` up to ``end`` (the end of an item or of the data), or up to an
+        item delimiter (``end`` None), or to the first tag >= ``stop``; returns them and the
+        position after them (after the delimiter, if any). Groups outside ``groups`` (and a
+        nested Specific Character Set) are not covered."""
+        data, found, previous = self.data, {}, -1
+        limit = len(data) if end is None else end
+        while pos < limit:
+            if pos + 8 > limit:
+                raise NotCovered("element header cut short")
+            group, element, code = _tag_vr(data, pos)
+            tag = group << 16 | element
+            if tag == _ITEM_END and end is None:
+                if _u32(data, pos + 4)[0] != 0:
+                    raise NotCovered("item delimiter with a length")
+                return found, pos + 8
+            if tag >= stop:
+                return found, pos
+            if tag <= previous or group not in groups or (depth and tag == _SPECIFIC_CHARACTER_SET):
+                raise NotCovered("element out of order or out of place")
+            previous = tag
+            vr = code.decode("latin-1")
+            if vr in _SHORT_VRS:
+                start, length = pos + 8, _u16(data, pos + 6)[0]
+            elif vr in _LONG_VRS:
+                if pos + 12 > limit or _u16(data, pos + 6)[0] != 0:
+                    raise NotCovered("long element header")
+                start, length = pos + 12, _u32(data, pos + 8)[0]
+            else:
+                raise NotCovered("UN or unknown VR")
+            if vr == "SQ":
+                items, after = self.sequence(start, length, depth + 1)
+                found[tag] = _El(tag, vr, pos, start, after, length == _UNDEFINED, items)
+                pos = after
+                continue
+            if length == _UNDEFINED or start + length > limit:
+                raise NotCovered("undefined length or truncated value")
+            found[tag] = _El(tag, vr, pos, start, start + length, False, None)
+            pos = start + length
+        if end is None or pos != end:
+            raise NotCovered("data ends inside an element or an item")
+        return found, pos
+
+    def sequence(self, pos: int, length: int, depth: int) -> tuple[list[_Item], int]:
+        if depth > MAX_SEQUENCE_DEPTH:
+            raise NotCovered("deep nesting")
+        data, items = self.data, []
+        end = None if length == _UNDEFINED else pos + length
+        if end is not None and end > len(data):
+            raise NotCovered("truncated sequence")
+        while end is None or pos < end:
+            if pos + 8 > len(data):
+                raise NotCovered("truncated sequence")
+            group, element, item_length = _u16_u32(data, pos)
+            tag = group << 16 | element
+            if tag == _SEQUENCE_END and end is None:
+                if item_length:
+                    raise NotCovered("sequence delimiter with a length")
+                return items, pos + 8
+            if tag != _ITEM:
+                raise NotCovered("not an item")
+            if item_length == _UNDEFINED:
+                elements, pos = self.elements(pos + 8, None, depth)
+            else:
+                elements, pos = self.elements(pos + 8, pos + 8 + item_length, depth)
+            items.append(_Item(elements, item_length == _UNDEFINED))
+        if pos != end:
+            raise NotCovered("sequence length")
+        return items, pos
+
+
+def trailing_pixel_length(tail, implicit: bool) -> int:
+    """The length of the native (defined-length, OB or OW) Pixel Data element that ``tail``
+    starts with, when it is followed by nothing but, at most, one Data Set Trailing Padding
+    element (which Table E.1-1 removes anyway); 0 otherwise."""
+    head = bytes(tail[:12])
+    if len(head) < 12 or _u32(head, 0)[0] != 0x00107FE0:
+        return 0
+    if implicit:
+        header, length = 8, _u32(head, 4)[0]
+    elif head[4:6] in (b"OB", b"OW"):
+        header, length = 12, _u32(head, 8)[0]
+    else:
+        return 0
+    end = header + length
+    if length == _UNDEFINED or end > len(tail):
+        return 0
+    return end if end == len(tail) or _is_trailing_padding(tail[end:], implicit) else 0
+
+
+def _is_trailing_padding(rest, implicit: bool) -> bool:
+    head = bytes(rest[:12])
+    if len(head) < 8 or _u32(head, 0)[0] != 0xFFFCFFFC:
+        return False
+    if implicit:
+        return 8 + _u32(head, 4)[0] == len(rest)
+    return len(head) == 12 and head[4:6] in (b"OB", b"UN") and 12 + _u32(head, 8)[0] == len(rest)
+
+
+def covers(engine: Deidentifier) -> bool:
+    """True when the engine's profile is one this path can apply (no pixel options)."""
+    return (engine.pixel_data_untouched and not engine.deface and not engine.clean_pixels
+            and engine.table.overlay_data.action != "C")
+
+
+class RawResult:
+    """A de-identified instance: its bytes (head, then the pixel element as read), its report,
+    and the (new) UIDs that name its output file."""
+
+    __slots__ = ("head", "pixels", "report", "study_uid", "series_uid")
+
+    def __init__(self, head: bytes, pixels, report: InstanceReport, study_uid, series_uid):
+        self.head, self.pixels, self.report = head, pixels, report
+        self.study_uid, self.series_uid = study_uid, series_uid
+
+
+class _Marks:
+    """The encoded elements engine.mark() adds, the same for every instance of one engine."""
+
+    def __init__(self, engine: Deidentifier):
+        ds = Dataset()
+        mark(ds, engine)
+        encodings = DEFAULT_ENCODINGS
+        self.elements: list[tuple[int, bytes]] = []
+        for tag in sorted(ds.keys()):
+            out = bytearray()
+            encoder._element(tag, ds[tag], False, encodings, out)
+            self.elements.append((int(tag), bytes(out)))
+
+
+_marks: weakref.WeakKeyDictionary[Deidentifier, _Marks] = weakref.WeakKeyDictionary()
+
+
+def deidentify(engine: Deidentifier, data) -> RawResult:
+    """De-identify one Part 10 file given as bytes (or a memory map) like the engine would;
+    raises :class:`NotCovered` when it cannot promise the engine's result."""
+    if not covers(engine):
+        raise NotCovered("profile with pixel options")
+    if len(data) < 140 or data[128:132] != b"DICM":
+        raise NotCovered("no Part 10 preamble")
+    reader = _Reader(data)
+    meta, pos = reader.elements(132, len(data), 0, stop=0x00030000, groups=range(2, 3))
+    syntax = meta.get(0x00020010)
+    if syntax is None or bytes(data[syntax.start:syntax.end]).rstrip(b"\0 ") != EXPLICIT_VR_LITTLE_ENDIAN:
+        raise NotCovered("not Explicit VR Little Endian")
+    elements, pixel_start = reader.elements(pos, len(data), 0, stop=0x7FE00000)
+    tail = memoryview(data)[pixel_start:]
+    pixels = trailing_pixel_length(tail, False)
+    if not pixels:
+        raise NotCovered("no trailing native Pixel Data")
+    marks = _marks.get(engine)
+    if marks is None:
+        marks = _marks[engine] = _Marks(engine)
+    instance = _Instance(engine, data, elements)
+    head = instance.run(meta, pos, marks)
+    return RawResult(head, tail[:pixels], instance.report, instance.final(_STUDY_UID, "study"),
+                     instance.final(_SERIES_UID, "series"))
+
+
+class _Instance:
+    """The engine's _Instance, on raw elements (method for method; see engine.py)."""
+
+    def __init__(self, engine: Deidentifier, data, elements: dict[int, _El]):
+        self.engine, self.data, self.elements = engine, data, elements
+        self.report = InstanceReport()
+        self.identifiers = Identifiers()
+        self.removed = RemovedValues()
+        self.kept_text: list[tuple[_El, str, bool]] = []  #: (element, path, at the top level)
+        #: the top level's values the engine reads through pydicom, decoded by pydicom
+        self.top = Dataset()
+        charset = elements.get(_SPECIFIC_CHARACTER_SET)
+        if charset is not None:
+            self._decode_top(charset)
+            value = self.top.get("SpecificCharacterSet", "")
+            if not isinstance(value, str) or value.strip() not in SINGLE_BYTE_CHARSETS:
+                raise NotCovered("character set")
+        self.encodings = convert_encodings(self.top.get("SpecificCharacterSet") or ["iso8859"])
+
+    # -- values ------------------------------------------------------------------------------
+
+    def _raw(self, el: _El) -> bytes:
+        return bytes(self.data[el.start:el.end])
+
+    def _convert(self, el: _El, encodings) -> DataElement:
+        """pydicom's decoding of a raw element (what ``Dataset.__getitem__`` does for one read
+        in explicit VR: no VR to look up, none ambiguous)."""
+        if el.elem is None:
+            raw = RawDataElement(BaseTag(el.tag), el.vr, el.end - el.start, self._raw(el), el.start, False, True)
+            el.elem = convert_raw_data_element(raw, encoding=encodings)
+        return el.elem
+
+    def _decode_top(self, el: _El, decodes: bool = True) -> DataElement:
+        """A top-level element as the engine's reads decode it, also put in :attr:`top` for the
+        engine's functions that read a data set (``decodes``: read before the engine writes the
+        data set, so that it writes the decoded value)."""
+        elem = self._convert(el, self.encodings if el.tag != _SPECIFIC_CHARACTER_SET else DEFAULT_ENCODINGS)
+        self.top._dict[elem.tag] = elem
+        if decodes and el.fate == KEEP:
+            el.fate = DECODED
+        return elem
+
+    def _decoded(self, el: _El, top: bool) -> DataElement:
+        """The element as pydicom decodes it (the engine's ``dataset[tag]``)."""
+        if top:
+            return self._decode_top(el)
+        if el.fate == KEEP:
+            el.fate = DECODED
+        return self._convert(el, self.encodings)
+
+    def _text(self, el: _El) -> str:
+        """engine._text for a single-byte character set: the raw bytes as Latin-1."""
+        return self._raw(el).decode("latin-1")
+
+    def _set(self, el: _El, value) -> None:
+        """Replace the element's value (the engine's ``elem.value = ...``)."""
+        el.fate, el.new = NEW, DataElement(el.tag, el.vr, value)
+
+    # -- the walk ------------------------------------------------------------------------------
+
+    def run(self, meta: dict[int, _El], meta_end: int, marks: _Marks) -> bytes:
+        engine, elements = self.engine, self.elements
+        sop = elements.get(SOP_INSTANCE_UID)
+        if sop is None or not str(self._decoded(sop, True).value or "").strip():
+            raise NotCovered("no SOP Instance UID")
+        self._report_policy()
+        if any(tag in elements for tag in _MARK_TAGS):
+            raise NotCovered("already marked as de-identified")
+        for tag in _IDENTITY_TAGS[:3]:
+            if tag in elements:
+                self._decode_top(elements[tag])
+        if not str(self.top.get("PatientID", "") or "") and _IDENTITY_TAGS[3] in elements:
+            self._decode_top(elements[_IDENTITY_TAGS[3]])  # the birth date, read for the identity
+        identity = patient_identity(self.top)
+        self.identity, self.days = identity, engine.shifter.offset_days(identity)
+        self._collect_identifiers()
+        stack: list[tuple[dict[int, _El], str, int, bool]] = [(elements, "", 0, False)]
+        while stack:
+            self._dataset(*stack.pop(), stack)
+        self._safety_net()
+        if _PIXEL_REPRESENTATION in elements:  # pydicom reads it when mark() adds a sequence
+            self._decode_top(elements[_PIXEL_REPRESENTATION])
+        return self._encode(meta, meta_end, marks)
+
+    def _report_policy(self) -> None:
+        """engine.report_policy, for the instances it keeps without reading sequences."""
+        elements = self.elements
+        if _CONTENT_SEQUENCE in elements or _ENCAPSULATED_DOCUMENT in elements:
+            raise NotCovered("report-bearing object")
+        sop = str(self._decode_top(elements[_SOP_CLASS_UID]).value) if _SOP_CLASS_UID in elements else ""
+        modality = str(self._decode_top(elements[_MODALITY]).value).upper() if _MODALITY in elements else ""
+        if (sop == KEY_OBJECT_SELECTION or modality in ("KO", "SR", "DOC", "PR")
+                or sop.startswith((PRESENTATION_STATE_PREFIX, ENCAPSULATED_DOCUMENT_PREFIX))):
+            raise NotCovered("report-bearing object")
+        reads = [_IMAGE_TYPE, _SERIES_DESCRIPTION]
+        if sop.startswith(SECONDARY_CAPTURE_PREFIX) or modality in ("OT", "SC"):
+            reads.append(_CONVERSION_TYPE)
+        for tag in reads:
+            if tag in elements:
+                self._decode_top(elements[tag])
+        if is_report_bearing(self.top) is not None:
+            raise NotCovered("report-bearing object")
+
+    def _collect_identifiers(self) -> None:
+        lookup = self.engine.table.lookup
+        for tag, el in self.elements.items():
+            if is_identifier_source(tag, el.vr, lookup(tag)):
+                collect_identifier(self.identifiers, tag, el.vr, self._decode_top(el).value)
+
+    def _dataset(self, elements: dict[int, _El], path: str, depth: int, clean: bool, stack: list) -> None:
+        creators: dict[tuple[int, int], _El] = {}
+        top = elements is self.elements
+        for tag, el in elements.items():
+            group, element = tag >> 16, tag & 0xFFFF
+            if element == 0:
+                el.fate = DROP
+            elif group & 1:
+                if 0x10 <= element <= 0xFF:
+                    creators[(group, element)] = el
+                else:
+                    self._private(elements, el, path, top)
+            else:
+                self._standard(el, path, depth, clean, stack, top)
+        for el in creators.values():
+            el.fate = DROP  # no private block is kept here (see _private)
+        pixel_representation = elements.get(_PIXEL_REPRESENTATION)
+        if (not top and pixel_representation is not None and pixel_representation.fate == KEEP
+                and any(el.vr == "SQ" and el.fate == NEW for el in elements.values())):
+            pixel_representation.fate = DECODED  # pydicom reads it when a sequence is set in the item
+
+    def _recurse(self, el: _El, path: str, depth: int, clean: bool, stack: list) -> None:
+        if depth + 1 > MAX_SEQUENCE_DEPTH:
+            raise NotCovered("deep nesting")
+        el.fate = WALKED
+        for i, item in enumerate(el.items):
+            stack.append((item.elements, f"{path}[{i}]/", depth + 1, clean))
+
+    def _private(self, elements: dict[int, _El], el: _El, path: str, top: bool) -> None:
+        tag = el.tag
+        group, block = tag >> 16, (tag >> 8) & 0xFF
+        creator = elements.get((group << 16) | block) if block >= 0x10 else None
+        if creator is not None:
+            name = str(self._decoded(creator, top).value or "")
+            if self.engine.safe_private is not None and name and self.engine.safe_private.is_safe(name, tag):
+                raise NotCovered("a safe private attribute is kept")
+        el.fate = DROP
+        self.report.add(f"{path}({group:04X},{tag & 0xFFFF:04X})", "X", self.engine.table.private.describe())
+
+    def _standard(self, el: _El, path: str, depth: int, clean: bool, stack: list, top: bool) -> None:
+        tag, vr = el.tag, el.vr
+        rule = self.engine.table.lookup(tag)
+        here = path + _label(tag)
+        if rule is None:
+            self._unlisted(el, here, depth, clean, stack, top)
+            return
+        action = rule.action
+        if action == "K":
+            self._keep(el, here, depth, clean, stack, rule, top)
+            return
+        if tag in (PATIENT_ID, PATIENT_NAME):
+            pseudonyms = self.engine.pseudonyms
+            self._set(el, pseudonyms.patient_id(self.identity) if tag == PATIENT_ID
+                      else pseudonyms.patient_name(self.identity))
+            self.report.add(here, "D", PSEUDONYM_RULE)
+            return
+        if vr == "PN":
+            value = self._decoded(el, top).value
+            if value:
+                self.identifiers.add_person_name(str(value))
+        elif action in ("X", "Z", "D") or (action == "U" and vr not in ("SQ", "UI")):
+            self._note_removed(el, Removal(here, action, rule.describe()))
+        if action == "X":
+            el.fate = DROP
+            self.report.add(here, action, rule.describe())
+            return
+        if action == "Z":
+            self._set(el, Sequence() if vr == "SQ" else None)
+        elif action == "D" or (action == "U" and vr not in ("SQ", "UI")):
+            self._dummy(el, top)
+        elif action == "U":
+            if vr == "SQ":
+                self._recurse(el, here, depth, clean, stack)
+            else:
+                self._remap(el, top)
+        else:
+            action = self._clean(el, here, depth, stack, top)
+        self.report.add(here, action, rule.describe())
+
+    def _note_removed(self, el: _El, removal: Removal) -> None:
+        if el.vr in REMOVED_TEXT_VRS:
+            self.removed.add(self._text(el), removal)
+        elif el.vr == "SQ":
+            items = list(el.items)
+            while items:
+                item = items.pop()
+                for inner, inner_el in item.elements.items():
+                    if inner_el.vr == "SQ":
+                        items.extend(inner_el.items)
+                    elif inner_el.vr in REMOVED_TEXT_VRS and not inner >> 16 & 1:
+                        self.removed.add(self._text(inner_el), removal)
+
+    def _keep(self, el: _El, here: str, depth: int, clean: bool, stack: list, rule, top: bool) -> None:
+        vr = el.vr
+        if vr == "SQ":
+            self._recurse(el, here, depth, clean, stack)
+        elif vr in SCANNED_VRS:
+            self.kept_text.append((el, here, top))
+        residual = self.report.residual
+        if rule.source.startswith("profile override"):
+            residual["retained by profile override"].add(here)
+        elif rule.source != "E.1-1 basic":
+            residual[f"retained by {rule.source}"].add(here)
+        if vr in ("DA", "DT"):
+            residual["dates (full)"].add(here)
+        self.report.add(here, "K", rule.describe())
+
+    def _unlisted(self, el: _El, here: str, depth: int, clean: bool, stack: list, top: bool) -> None:
+        vr = el.vr
+        if vr == "SQ":
+            self._recurse(el, here, depth, clean, stack)
+            return
+        if el.end == el.start:
+            return
+        if vr in SCANNED_VRS and not clean:
+            self.kept_text.append((el, here, top))
+            if vr in ("ST", "LT", "UT", "UC"):
+                self.report.residual["free text (scanned by the safety net)"].add(here)
+            return
+        if vr not in ("UI", "DA", "DT") and not (clean and vr in SCANNED_VRS):
+            return
+        if vr == "UI":
+            if not self.engine.retain_uids and self._remap(el, top):
+                self.report.add(here, "U", "unlisted instance UID remapped to keep references consistent")
+            elif self.engine.retain_uids:
+                self._decoded(el, top)
+        elif vr in ("DA", "DT"):
+            elem = self._decoded(el, top)
+            if not self.engine.full_dates:
+                self._shift(el, elem)
+                self.report.add(here, "C", "unlisted date shifted by the patient's offset")
+                self.report.residual["dates (shifted)"].add(here)
+        else:
+            self._clean_text(self._decoded(el, top))
+            self.kept_text.append((el, here, top))
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def _dummy(self, el: _El, top: bool) -> None:
+        if el.vr == "UI":
+            self._remap(el, top)
+            return
+        value = Sequence([Dataset()]) if el.vr == "SQ" else _dummy(el.vr)
+        if value is None:
+            el.fate = DROP
+        else:
+            self._set(el, value)
+
+    def _remap(self, el: _El, top: bool) -> bool:
+        mapper = self.engine.uids
+        old = self._decoded(el, top).value
+        if isinstance(old, (list, MultiValue)):
+            new = [mapper.map(str(v)) for v in old]
+            changed = new != [str(v) for v in old]
+        else:
+            new = mapper.map(str(old))
+            changed = new != str(old)
+        if changed:
+            self._set(el, new)
+        return changed
+
+    def _shift(self, el: _El, elem: DataElement) -> None:
+        shift = shift_da if el.vr == "DA" else shift_dt
+        values = elem.value if isinstance(elem.value, (list, MultiValue)) else [elem.value]
+        shifted = [shift(str(v), self.days) for v in values]
+        if any(s is None for s in shifted):
+            self._set(el, None)
+        else:
+            self._set(el, shifted if len(shifted) > 1 else shifted[0])
+
+    def _clean(self, el: _El, here: str, depth: int, stack: list, top: bool) -> str:
+        vr = el.vr
+        if vr == "SQ":
+            self._recurse(el, here, depth, True, stack)
+            return "C"
+        elem = self._decoded(el, top)
+        if vr in ("DA", "DT"):
+            if not self.engine.modified_dates:
+                self._set(el, None)
+                return "Z"
+            self._shift(el, elem)
+            self.report.residual["dates (shifted)"].add(here)
+        elif vr == "PN":
+            self._set(el, _dummy("PN"))
+            return "D"
+        elif vr in SCANNED_VRS:
+            self._clean_text(elem)
+            self.kept_text.append((el, here, top))
+        elif vr == "UI":
+            self._remap(el, top)
+        elif vr in BINARY_VRS:
+            el.fate = DROP
+            return "X"
+        return "C"
+
+    def _clean_text(self, elem: DataElement) -> None:
+        """engine._clean_text when nothing is found; anything found goes to the engine."""
+        values = elem.value if isinstance(elem.value, (list, MultiValue)) else [elem.value]
+        for v in values:
+            if clean_text(str(v), self.identifiers)[1]:
+                raise NotCovered("cleaning changes a value")
+
+    # -- after the walk -------------------------------------------------------------------------
+
+    def _safety_net(self) -> None:
+        identifiers, removed = self.identifiers.regex, self.removed
+        if identifiers is None and not removed:
+            return
+        for el, here, top in self.kept_text:
+            text = self._text(el)
+            if text and ((identifiers is not None and identifiers.search(text)) or removed.found_in(text)):
+                self._net_hit(el, here, top)
+
+    def _net_hit(self, el: _El, here: str, top: bool) -> None:
+        elem = self._decoded(el, top)
+        if isinstance(elem.value, bytes):
+            raise NotCovered("binary value hit by the safety net")
+        same, new = net_verdict(self.identifiers, self.removed, elem.value, el.tag, here, self.report)
+        if same == "X":
+            el.fate = DROP
+        elif same == "Z":
+            self._set(el, None)
+        elif same is not None:
+            self._dummy(el, top)
+        elif new is not None:
+            self._set(el, new)
+
+    def _encode(self, meta: dict[int, _El], meta_end: int, marks: _Marks) -> bytes:
+        """The file the engine and files.encode() write: preamble, file meta, data set."""
+        report, top = self.report, self.top
+        sop = self.elements[SOP_INSTANCE_UID]
+        new_sop = sop.new.value if sop.fate == NEW else top[SOP_INSTANCE_UID].value
+        sop_class = top.get(_SOP_CLASS_UID)
+        file_meta = _read_file_meta_info(io.BytesIO(bytes(self.data[132:meta_end])))
+        file_meta.get("TransferSyntaxUID")  # dcmread reads it
+        rewrite_file_meta(file_meta, new_sop, sop_class.value if sop_class is not None else None)
+        out = bytearray(128)
+        out += b"DICM"
+        encoder._file_meta(file_meta, out)
+        self._write(self.elements, out, marks.elements)
+        report.sop_class_uid = str(sop_class.value) if sop_class is not None else ""
+        report.sop_instance_uid = str(new_sop)
+        report.patient_pseudonym = self.engine.pseudonyms.patient_id(self.identity)
+        return bytes(out)
+
+    def final(self, tag: int, default: str) -> str:
+        """``str(ds.get(keyword, default))`` of the de-identified data set."""
+        el = self.elements.get(tag)
+        if el is None or el.fate == DROP:
+            return default
+        return str(el.new.value if el.fate == NEW else self._decode_top(el, decodes=False).value)
+
+    def _write(self, elements: dict[int, _El], out: bytearray, extra: list[tuple[int, bytes]] = ()) -> None:
+        data, encodings = self.data, self.encodings
+        pending = list(extra)
+        for tag, el in elements.items():
+            while pending and pending[0][0] < tag:
+                out += pending.pop(0)[1]
+            fate = el.fate
+            if fate == KEEP or (fate == DECODED and self._as_read(el)):
+                out += data[el.head:el.end]
+            elif fate == WALKED:
+                out += data[el.head:el.start]
+                body = len(out)
+                for item in el.items:
+                    self._write_item(item, out)
+                if el.undefined:
+                    out += encoder._SEQUENCE_DELIMITER
+                else:
+                    _pack_into_ul(out, body - 4, len(out) - body)
+            elif fate == NEW:
+                encoder._element(tag, el.new, False, encodings, out)
+            elif fate == DECODED:
+                encoder._element(tag, el.elem, False, encodings, out)
+        for _, chunk in pending:
+            out += chunk
+
+    def _write_item(self, item: _Item, out: bytearray) -> None:
+        out += encoder._ITEM
+        start = len(out)
+        self._write(item.elements, out)
+        if item.undefined:
+            out += encoder._ITEM_DELIMITER
+        else:
+            _pack_into_ul(out, start - 4, len(out) - start)
+
+    def _as_read(self, el: _El) -> bool:
+        """True when pydicom's decoded value encodes back to the bytes as read."""
+        pad = _PADDED.get(el.vr)
+        if pad is None:
+            return el.vr == "US" and el.end - el.start == 2
+        raw = self._raw(el)
+        stripped = raw.rstrip(b" \0")
+        if len(stripped) % 2:
+            stripped += pad
+        if stripped != raw:
+            return False
+        if el.vr in _PER_VALUE and b"\\" in raw:
+            return b" \\" not in raw and b"\0\\" not in raw
+        return True
+

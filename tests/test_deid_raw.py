@@ -1,0 +1,161 @@
+"""The raw-element fast path (deid/raw.py) gives exactly the engine's result.
+
+For every corpus file and a set of synthetic instances (sequences of defined and undefined
+length, private blocks, names and identifiers planted where the safety net must find them,
+character sets, padding the writer would change, trailing padding), under every shipped
+profile: where the fast path answers, its output bytes, its per-instance report and its output
+path equal the engine's (``files.deidentify_bytes``), and every other case is declined with
+:class:`raw.NotCovered`, never with another error. The synthetic set must mostly be answered
+by the fast path, so that the comparison proves something.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ImplicitVRLittleEndian, generate_uid
+
+from corpus import corpus_files, make_instance, quiet_pydicom_in_test, report_files, to_bytes  # noqa: F401
+from orthanc_gdpr.deid import Deidentifier, Keyring, files, load_profile, raw
+from orthanc_gdpr.deid.engine import DeidentificationError
+from orthanc_gdpr.deid.profile import available
+
+KEY = b"raw-path-test-key-0123456789abcd"
+
+
+def _item(**values) -> Dataset:
+    item = Dataset()
+    for keyword, value in values.items():
+        setattr(item, keyword, value)
+    return item
+
+
+def _undefined(ds: Dataset, keyword: str) -> Dataset:
+    """Write ``keyword``'s sequence, and its items, with undefined lengths."""
+    ds[keyword].is_undefined_length = True
+    for item in ds[keyword].value:
+        item.is_undefined_length_sequence_item = True
+    return ds
+
+
+def _synthetic() -> list[tuple[str, bytes]]:
+    cases: list[tuple[str, Dataset | bytes]] = []
+    base = make_instance()
+    cases.append(("plain", base))
+
+    ds = make_instance(charset="ISO_IR 100", patient_name="Müller^Jürgen")
+    ds.StudyDescription = "CT THORAX MÜLLER"
+    ds.ProcedureCodeSequence = Sequence([_item(CodeValue="CT123", CodingSchemeDesignator="L",
+                                               CodeMeaning="CT THORAX MÜLLER")])
+    ds.RequestAttributesSequence = Sequence([_item(RequestedProcedureDescription="THORAX ROUTINE",
+                                                   ScheduledProcedureStepID="SPS12345")])
+    ds.ImageComments = "seen by Dr. Meyer, PID4711, THORAX ROUTINE follow-up"
+    ds.ReferencedImageSequence = Sequence([_item(ReferencedSOPClassUID="1.2.840.10008.5.1.4.1.1.2",
+                                                 ReferencedSOPInstanceUID=generate_uid())])
+    cases.append(("planted values, Latin-1", ds))
+
+    ds = make_instance()
+    ds.ReferencedImageSequence = Sequence([_item(ReferencedSOPClassUID="1.2.840.10008.5.1.4.1.1.2",
+                                                 ReferencedSOPInstanceUID=generate_uid()) for _ in range(3)])
+    ds.ProcedureCodeSequence = Sequence([_item(CodeValue="X1", CodeMeaning="ACC99887766")])
+    _undefined(ds, "ReferencedImageSequence")
+    _undefined(ds, "ProcedureCodeSequence")
+    ds.OtherPatientIDsSequence = Sequence([_item(PatientID="OTHER-ID-77", IssuerOfPatientID="ELSEWHERE")])
+    ds.add_new(0x00090010, "LO", "ACME 1.1")
+    ds.add_new(0x00091001, "LO", "PID4711")
+    ds.add_new(0x00091002, "SH", "X")
+    ds.add_new(0x00190010, "LO", "GEMS_ACQU_01")
+    ds.add_new(0x0019100C, "DS", "12.5")
+    ds.add_new(0x00080000, "UL", 0)  # a retired group length
+    cases.append(("undefined lengths, private blocks, group length", ds))
+
+    ds = make_instance()
+    ds.Modality = "CT"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.OtherPatientIDs = ["PID4711", "A-9876543"]
+    ds.AcquisitionDateTime = "20200102101010.123"
+    ds.InstanceCreationDate = "20200103"  # unlisted in some profiles: shifted or kept
+    ds.ContentTime = ""
+    ds.SeriesDescription = ""
+    ds.ReferencedFrameOfReferenceUID = [generate_uid(), generate_uid()]
+    cases.append(("multi-valued and empty values", ds))
+
+    ds = make_instance(patient_id="")
+    ds.PatientName = "Nobody^Known"
+    cases.append(("no patient ID", ds))
+
+    data = bytearray(to_bytes(make_instance()))
+    data += struct.pack("<HH2sHI", 0xFFFC, 0xFFFC, b"OB", 0, 4) + b"\0\0\0\0"
+    cases.append(("trailing padding", bytes(data)))
+
+    # values as some writers pad them: "CT  " or a UID padded with a space, kept by the profile
+    padded = make_instance()
+    padded.Modality = "CT  "
+    padded.Manufacturer = "ACME "
+    cases.append(("padding the writer changes", padded))
+
+    ds = make_instance()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    cases.append(("implicit VR: declined", ds))
+    ds = make_instance()
+    del ds.PixelData
+    cases.append(("header-only: declined", ds))
+    ds = make_instance()
+    ds.PatientIdentityRemoved = "YES"
+    cases.append(("already marked: declined", ds))
+    truncated = to_bytes(make_instance())[:-40]
+    cases.append(("truncated: declined", truncated))
+    return [(name, case if isinstance(case, bytes) else to_bytes(case)) for name, case in cases]
+
+
+def _inputs() -> list[tuple[str, bytes]]:
+    return ([(p.name, p.read_bytes()) for p in corpus_files() + report_files()] + _synthetic())
+
+
+def _reference(engine: Deidentifier, data: bytes) -> tuple[bytes, dict, Path] | str:
+    try:
+        ds, out, report = files.deidentify_bytes(engine, data)
+    except DeidentificationError as e:
+        return f"{type(e).__name__}: {e}"
+    return out, report.to_dict(), files.output_path(ds, report)
+
+
+@pytest.mark.parametrize("profile", available())
+def test_fast_path_equals_engine(profile: str) -> None:
+    engine = Deidentifier(load_profile(profile), Keyring(KEY))
+    fast, synthetic_fast = 0, 0
+    synthetic = {name for name, _ in _synthetic()}
+    for name, data in _inputs():
+        try:
+            result = raw.deidentify(engine, data)
+        except raw.NotCovered:
+            continue
+        reference = _reference(engine, data)
+        assert not isinstance(reference, str), f"{name}: the engine refused ({reference}), the fast path did not"
+        out, report, path = reference
+        assert result.head + bytes(result.pixels) == out, f"{name}: output bytes differ"
+        assert result.report.to_dict() == report, f"{name}: report differs"
+        assert files._output_path(result.report, result.study_uid, result.series_uid) == path, name
+        fast += 1
+        synthetic_fast += name in synthetic
+    assert fast >= 20
+    assert synthetic_fast >= 5
+
+
+def test_declines_what_it_does_not_cover() -> None:
+    engine = Deidentifier(load_profile("basic"), Keyring(KEY))
+    for name, data in _synthetic():
+        if name.endswith("declined"):
+            with pytest.raises(raw.NotCovered):
+                raw.deidentify(engine, data)
+
+
+def test_pixel_options_go_to_the_engine() -> None:
+    engine = Deidentifier(load_profile("basic").with_options(["clean-pixel-data"]), Keyring(KEY))
+    assert not raw.covers(engine)
+    with pytest.raises(raw.NotCovered):
+        raw.deidentify(engine, to_bytes(make_instance()))
