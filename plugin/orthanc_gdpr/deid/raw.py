@@ -22,8 +22,11 @@ from __future__ import annotations
 import io
 import struct
 import weakref
+from collections.abc import Callable
 
+from pydicom import config
 from pydicom.charset import convert_encodings
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filereader import _read_file_meta_info
@@ -42,7 +45,7 @@ from .cleaning import Identifiers
 from .removed import Removal, RemovedValues
 from .report import InstanceReport
 from ..pixels.reports import (ENCAPSULATED_DOCUMENT_PREFIX, KEY_OBJECT_SELECTION, PRESENTATION_STATE_PREFIX,
-                              SECONDARY_CAPTURE_PREFIX, is_report_bearing)
+                              is_report_bearing)
 
 __all__ = ["NotCovered", "RawResult", "covers", "deidentify", "trailing_pixel_length"]
 
@@ -62,16 +65,14 @@ _PADDED = {"AE": b" ", "AS": b" ", "CS": b" ", "DA": b" ", "DT": b" ", "TM": b" 
            "ST": b" ", "LT": b" ", "UT": b" ", "SH": b" ", "LO": b" ", "UC": b" "}
 #: Of those, the VRs pydicom strips per value (so "A \\B" does not come back as read).
 _PER_VALUE = frozenset(("SH", "LO", "UC"))
-_SINGLE_TEXT = frozenset(("ST", "LT", "UT"))
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
-_PIXEL_DATA, _TRAILING_PADDING = 0x7FE00010, 0xFFFCFFFC
+#: (7FE0,0010) Pixel Data and (FFFC,FFFC) Data Set Trailing Padding, read as one little endian UL
+_PIXEL_DATA_TAG, _TRAILING_PADDING_TAG = 0x00107FE0, 0xFFFCFFFC
 _SPECIFIC_CHARACTER_SET = 0x00080005
-_SOP_CLASS_UID, _MODALITY, _CONVERSION_TYPE, _IMAGE_TYPE = 0x00080016, 0x00080060, 0x00080064, 0x00080008
-_SERIES_DESCRIPTION, _CONTENT_SEQUENCE, _ENCAPSULATED_DOCUMENT = 0x0008103E, 0x0040A730, 0x00420011
+_SOP_CLASS_UID, _MODALITY, _CONTENT_SEQUENCE, _ENCAPSULATED_DOCUMENT = 0x00080016, 0x00080060, 0x0040A730, 0x00420011
 _STUDY_UID, _SERIES_UID = 0x0020000D, 0x0020000E
 _PIXEL_REPRESENTATION = 0x00280103
-_IDENTITY_TAGS = (PATIENT_ID, 0x00100021, PATIENT_NAME, 0x00100030)  # see engine.patient_identity
 #: Elements the engine's mark() writes: present in the input, they would be updated in place.
 _MARK_TAGS = (0x00120062, 0x00120063, 0x00120064, 0x00280303)
 
@@ -190,7 +191,7 @@ def trailing_pixel_length(tail, implicit: bool) -> int:
     starts with, when it is followed by nothing but, at most, one Data Set Trailing Padding
     element (which Table E.1-1 removes anyway); 0 otherwise."""
     head = bytes(tail[:12])
-    if len(head) < 12 or _u32(head, 0)[0] != 0x00107FE0:
+    if len(head) < 12 or _u32(head, 0)[0] != _PIXEL_DATA_TAG:
         return 0
     if implicit:
         header, length = 8, _u32(head, 4)[0]
@@ -206,7 +207,7 @@ def trailing_pixel_length(tail, implicit: bool) -> int:
 
 def _is_trailing_padding(rest, implicit: bool) -> bool:
     head = bytes(rest[:12])
-    if len(head) < 8 or _u32(head, 0)[0] != 0xFFFCFFFC:
+    if len(head) < 8 or _u32(head, 0)[0] != _TRAILING_PADDING_TAG:
         return False
     if implicit:
         return 8 + _u32(head, 4)[0] == len(rest)
@@ -217,6 +218,117 @@ def covers(engine: Deidentifier) -> bool:
     """True when the engine's profile is one this path can apply (no pixel options)."""
     return (engine.pixel_data_untouched and not engine.deface and not engine.clean_pixels
             and engine.table.overlay_data.action != "C")
+
+
+def _ui(raw: bytes):
+    """convert_UI, for one single-byte value: trailing NULs and spaces go, backslashes split."""
+    items = raw.decode("latin-1").rstrip("\0 ").split("\\")
+    return items[0] if len(items) == 1 else MultiValue(str, items)
+
+
+def _strings(raw: bytes):
+    """convert_string (AE AS CS, and DA DT TM without datetime conversion)."""
+    items = raw.decode("latin-1").rstrip(" \0").split("\\")
+    return items[0] if len(items) == 1 else MultiValue(str, items)
+
+
+def _texts(raw: bytes):
+    """convert_text (SH LO UC) in a single-byte character set: each value's padding goes."""
+    items = [v.rstrip("\0 ") for v in raw.decode("latin-1").split("\\")]
+    return items[0] if len(items) == 1 else MultiValue(str, items)
+
+
+def _single_text(raw: bytes) -> str:
+    """convert_single_string (ST LT UT) in a single-byte character set."""
+    return raw.decode("latin-1").rstrip("\0 ")
+
+
+#: pydicom's value decoders, for a non-empty value in a single-byte character set without escape
+#: sequences (str where pydicom has a UID: the engine only reads them as text). Other VRs:
+#: pydicom itself.
+_DECODERS: dict[str, Callable[[bytes], object]] = {
+    "UI": _ui, "AE": _strings, "AS": _strings, "CS": _strings, "DA": _strings, "DT": _strings, "TM": _strings,
+    "SH": _texts, "LO": _texts, "UC": _texts, "ST": _single_text, "LT": _single_text, "UT": _single_text}
+
+#: Encoded new elements by (tag, VR, value, encodings): dummies, empty values and remapped study
+#: and series UIDs repeat from instance to instance.
+_ENCODED: dict[tuple, bytes] = {}
+
+
+def _encoded(tag: int, vr: str, value, encodings: list[str]) -> bytes:
+    """The element the engine writes after ``elem.value = value`` (or a new DataElement)."""
+    key = (tag, vr, value, tuple(encodings)) if type(value) in (str, int, float, bytes, type(None)) else None
+    data = _ENCODED.get(key) if key is not None else None
+    if data is None:
+        out = bytearray()
+        encoder._element(tag, DataElement(tag, vr, value), False, encodings, out)
+        data = bytes(out)
+        if key is not None:
+            if len(_ENCODED) > 4096:
+                _ENCODED.clear()
+            _ENCODED[key] = data
+    return data
+
+
+#: File meta groups as written, by (the input's group minus its SOP Instance UID, SOP Class UID,
+#: length of the new SOP Instance UID): the bytes before and after the new UID's value.
+_FILE_META: dict[tuple, tuple[bytes, bytes]] = {}
+
+
+def _file_meta(data, meta: dict[int, _El], meta_end: int, sop_instance_uid: str, sop_class_uid) -> bytes:
+    """Preamble, prefix and file meta as files.encode() writes them after the engine's
+    rewrite_file_meta(): pydicom reads the group and the encoder writes it; the result is kept
+    as a template around the new SOP Instance UID, the only value that changes per instance."""
+    old = meta.get(0x00020003)
+    group = bytes(data[132:meta_end]) if old is None else bytes(data[132:old.head]) + bytes(data[old.end:meta_end])
+    key = (group, None if sop_class_uid is None else str(sop_class_uid), len(sop_instance_uid))
+    template = _FILE_META.get(key)
+    if template is not None:
+        return template[0] + sop_instance_uid.encode("latin-1") + template[1]
+    placeholder = "9" * len(sop_instance_uid)
+    written = [_written_file_meta(data, meta_end, uid, sop_class_uid) for uid in (sop_instance_uid, placeholder)]
+    parts = written[1].split(placeholder.encode())
+    if len(parts) == 2 and parts[0] + sop_instance_uid.encode("latin-1") + parts[1] == written[0]:
+        if len(_FILE_META) > 256:
+            _FILE_META.clear()
+        _FILE_META[key] = (parts[0], parts[1])
+    return written[0]
+
+
+def _written_file_meta(data, meta_end: int, sop_instance_uid: str, sop_class_uid) -> bytes:
+    file_meta = _read_file_meta_info(io.BytesIO(bytes(data[132:meta_end])))
+    file_meta.get("TransferSyntaxUID")  # dcmread reads it
+    rewrite_file_meta(file_meta, sop_instance_uid, sop_class_uid)
+    out = bytearray(128)
+    out += b"DICM"
+    encoder._file_meta(file_meta, out)
+    return bytes(out)
+
+
+class _TopLevel:
+    """The top level of the instance as the engine's functions that read a data set see it
+    (``get``, ``in``, attributes by keyword), decoding what they read as the engine's data set
+    does."""
+
+    def __init__(self, instance: "_Instance"):
+        self._instance = instance
+
+    def _element(self, keyword: str) -> "_El | None":
+        tag = tag_for_keyword(keyword)
+        return None if tag is None else self._instance.elements.get(tag)
+
+    def get(self, keyword: str, default=None):
+        el = self._element(keyword)
+        return default if el is None else self._instance._value(el)
+
+    def __contains__(self, keyword: str) -> bool:
+        return self._element(keyword) is not None
+
+    def __getattr__(self, keyword: str):
+        el = self._element(keyword)
+        if el is None:
+            raise AttributeError(keyword)
+        return self._instance._value(el)
 
 
 class RawResult:
@@ -252,6 +364,10 @@ def deidentify(engine: Deidentifier, data) -> RawResult:
     raises :class:`NotCovered` when it cannot promise the engine's result."""
     if not covers(engine):
         raise NotCovered("profile with pixel options")
+    settings = config.settings
+    if (config.RAISE in (settings.reading_validation_mode, settings.writing_validation_mode)
+            or config.datetime_conversion or config.use_none_as_empty_text_VR_value):
+        raise NotCovered("pydicom set to raise on odd values or to convert values")
     if len(data) < 140 or data[128:132] != b"DICM":
         raise NotCovered("no Part 10 preamble")
     reader = _Reader(data)
@@ -281,47 +397,42 @@ class _Instance:
         self.report = InstanceReport()
         self.identifiers = Identifiers()
         self.removed = RemovedValues()
-        self.kept_text: list[tuple[_El, str, bool]] = []  #: (element, path, at the top level)
-        #: the top level's values the engine reads through pydicom, decoded by pydicom
-        self.top = Dataset()
-        charset = elements.get(_SPECIFIC_CHARACTER_SET)
-        if charset is not None:
-            self._decode_top(charset)
-            value = self.top.get("SpecificCharacterSet", "")
-            if not isinstance(value, str) or value.strip() not in SINGLE_BYTE_CHARSETS:
-                raise NotCovered("character set")
-        self.encodings = convert_encodings(self.top.get("SpecificCharacterSet") or ["iso8859"])
+        self.kept_text: list[tuple[_El, str]] = []  #: (element, path)
+        self.top = _TopLevel(self)
+        charset = self.top.get("SpecificCharacterSet", "")
+        if not isinstance(charset, str) or charset.strip() not in SINGLE_BYTE_CHARSETS:
+            raise NotCovered("character set")
+        self.encodings = convert_encodings(charset or ["iso8859"])
 
     # -- values ------------------------------------------------------------------------------
 
     def _raw(self, el: _El) -> bytes:
         return bytes(self.data[el.start:el.end])
 
-    def _convert(self, el: _El, encodings) -> DataElement:
+    def _convert(self, el: _El) -> DataElement:
         """pydicom's decoding of a raw element (what ``Dataset.__getitem__`` does for one read
         in explicit VR: no VR to look up, none ambiguous)."""
         if el.elem is None:
             raw = RawDataElement(BaseTag(el.tag), el.vr, el.end - el.start, self._raw(el), el.start, False, True)
+            encodings = self.encodings if el.tag != _SPECIFIC_CHARACTER_SET else DEFAULT_ENCODINGS
             el.elem = convert_raw_data_element(raw, encoding=encodings)
         return el.elem
 
-    def _decode_top(self, el: _El, decodes: bool = True) -> DataElement:
-        """A top-level element as the engine's reads decode it, also put in :attr:`top` for the
-        engine's functions that read a data set (``decodes``: read before the engine writes the
-        data set, so that it writes the decoded value)."""
-        elem = self._convert(el, self.encodings if el.tag != _SPECIFIC_CHARACTER_SET else DEFAULT_ENCODINGS)
-        self.top._dict[elem.tag] = elem
-        if decodes and el.fate == KEEP:
-            el.fate = DECODED
-        return elem
+    def _value(self, el: _El, reads: bool = True):
+        """The element's value as pydicom decodes it (the engine's ``dataset[tag].value``).
 
-    def _decoded(self, el: _El, top: bool) -> DataElement:
-        """The element as pydicom decodes it (the engine's ``dataset[tag]``)."""
-        if top:
-            return self._decode_top(el)
-        if el.fate == KEEP:
+        ``reads``: the engine reads it before it writes the data set, so it writes the decoded
+        value back (the same bytes, unless pydicom's padding rules differ: see :meth:`_as_read`).
+        """
+        if reads and el.fate == KEEP:
             el.fate = DECODED
-        return self._convert(el, self.encodings)
+        if el.elem is not None:
+            return el.elem.value
+        decode = _DECODERS.get(el.vr)
+        raw = self._raw(el)
+        if decode is None or b"\x1b" in raw:
+            return self._convert(el).value
+        return decode(raw) if raw else ""
 
     def _text(self, el: _El) -> str:
         """engine._text for a single-byte character set: the raw bytes as Latin-1."""
@@ -329,23 +440,18 @@ class _Instance:
 
     def _set(self, el: _El, value) -> None:
         """Replace the element's value (the engine's ``elem.value = ...``)."""
-        el.fate, el.new = NEW, DataElement(el.tag, el.vr, value)
+        el.fate, el.new = NEW, value
 
     # -- the walk ------------------------------------------------------------------------------
 
     def run(self, meta: dict[int, _El], meta_end: int, marks: _Marks) -> bytes:
         engine, elements = self.engine, self.elements
         sop = elements.get(SOP_INSTANCE_UID)
-        if sop is None or not str(self._decoded(sop, True).value or "").strip():
+        if sop is None or not str(self._value(sop) or "").strip():
             raise NotCovered("no SOP Instance UID")
         self._report_policy()
         if any(tag in elements for tag in _MARK_TAGS):
             raise NotCovered("already marked as de-identified")
-        for tag in _IDENTITY_TAGS[:3]:
-            if tag in elements:
-                self._decode_top(elements[tag])
-        if not str(self.top.get("PatientID", "") or "") and _IDENTITY_TAGS[3] in elements:
-            self._decode_top(elements[_IDENTITY_TAGS[3]])  # the birth date, read for the identity
         identity = patient_identity(self.top)
         self.identity, self.days = identity, engine.shifter.offset_days(identity)
         self._collect_identifiers()
@@ -354,7 +460,7 @@ class _Instance:
             self._dataset(*stack.pop(), stack)
         self._safety_net()
         if _PIXEL_REPRESENTATION in elements:  # pydicom reads it when mark() adds a sequence
-            self._decode_top(elements[_PIXEL_REPRESENTATION])
+            self._value(elements[_PIXEL_REPRESENTATION])
         return self._encode(meta, meta_end, marks)
 
     def _report_policy(self) -> None:
@@ -362,25 +468,19 @@ class _Instance:
         elements = self.elements
         if _CONTENT_SEQUENCE in elements or _ENCAPSULATED_DOCUMENT in elements:
             raise NotCovered("report-bearing object")
-        sop = str(self._decode_top(elements[_SOP_CLASS_UID]).value) if _SOP_CLASS_UID in elements else ""
-        modality = str(self._decode_top(elements[_MODALITY]).value).upper() if _MODALITY in elements else ""
-        if (sop == KEY_OBJECT_SELECTION or modality in ("KO", "SR", "DOC", "PR")
+        sop = str(self._value(elements[_SOP_CLASS_UID], reads=False)) if _SOP_CLASS_UID in elements else ""
+        modality = str(self._value(elements[_MODALITY], reads=False)).upper() if _MODALITY in elements else ""
+        if (sop == KEY_OBJECT_SELECTION or modality in ("KO", "PR")
                 or sop.startswith((PRESENTATION_STATE_PREFIX, ENCAPSULATED_DOCUMENT_PREFIX))):
             raise NotCovered("report-bearing object")
-        reads = [_IMAGE_TYPE, _SERIES_DESCRIPTION]
-        if sop.startswith(SECONDARY_CAPTURE_PREFIX) or modality in ("OT", "SC"):
-            reads.append(_CONVERSION_TYPE)
-        for tag in reads:
-            if tag in elements:
-                self._decode_top(elements[tag])
-        if is_report_bearing(self.top) is not None:
+        if is_report_bearing(self.top) is not None:  # reads (decodes) what it reads in the engine
             raise NotCovered("report-bearing object")
 
     def _collect_identifiers(self) -> None:
         lookup = self.engine.table.lookup
         for tag, el in self.elements.items():
             if is_identifier_source(tag, el.vr, lookup(tag)):
-                collect_identifier(self.identifiers, tag, el.vr, self._decode_top(el).value)
+                collect_identifier(self.identifiers, tag, el.vr, self._value(el))
 
     def _dataset(self, elements: dict[int, _El], path: str, depth: int, clean: bool, stack: list) -> None:
         creators: dict[tuple[int, int], _El] = {}
@@ -393,9 +493,9 @@ class _Instance:
                 if 0x10 <= element <= 0xFF:
                     creators[(group, element)] = el
                 else:
-                    self._private(elements, el, path, top)
+                    self._private(elements, el, path)
             else:
-                self._standard(el, path, depth, clean, stack, top)
+                self._standard(el, path, depth, clean, stack)
         for el in creators.values():
             el.fate = DROP  # no private block is kept here (see _private)
         pixel_representation = elements.get(_PIXEL_REPRESENTATION)
@@ -410,27 +510,27 @@ class _Instance:
         for i, item in enumerate(el.items):
             stack.append((item.elements, f"{path}[{i}]/", depth + 1, clean))
 
-    def _private(self, elements: dict[int, _El], el: _El, path: str, top: bool) -> None:
+    def _private(self, elements: dict[int, _El], el: _El, path: str) -> None:
         tag = el.tag
         group, block = tag >> 16, (tag >> 8) & 0xFF
         creator = elements.get((group << 16) | block) if block >= 0x10 else None
         if creator is not None:
-            name = str(self._decoded(creator, top).value or "")
+            name = str(self._value(creator) or "")
             if self.engine.safe_private is not None and name and self.engine.safe_private.is_safe(name, tag):
                 raise NotCovered("a safe private attribute is kept")
         el.fate = DROP
         self.report.add(f"{path}({group:04X},{tag & 0xFFFF:04X})", "X", self.engine.table.private.describe())
 
-    def _standard(self, el: _El, path: str, depth: int, clean: bool, stack: list, top: bool) -> None:
+    def _standard(self, el: _El, path: str, depth: int, clean: bool, stack: list) -> None:
         tag, vr = el.tag, el.vr
         rule = self.engine.table.lookup(tag)
         here = path + _label(tag)
         if rule is None:
-            self._unlisted(el, here, depth, clean, stack, top)
+            self._unlisted(el, here, depth, clean, stack)
             return
         action = rule.action
         if action == "K":
-            self._keep(el, here, depth, clean, stack, rule, top)
+            self._keep(el, here, depth, clean, stack, rule)
             return
         if tag in (PATIENT_ID, PATIENT_NAME):
             pseudonyms = self.engine.pseudonyms
@@ -439,7 +539,7 @@ class _Instance:
             self.report.add(here, "D", PSEUDONYM_RULE)
             return
         if vr == "PN":
-            value = self._decoded(el, top).value
+            value = self._value(el)
             if value:
                 self.identifiers.add_person_name(str(value))
         elif action in ("X", "Z", "D") or (action == "U" and vr not in ("SQ", "UI")):
@@ -451,14 +551,14 @@ class _Instance:
         if action == "Z":
             self._set(el, Sequence() if vr == "SQ" else None)
         elif action == "D" or (action == "U" and vr not in ("SQ", "UI")):
-            self._dummy(el, top)
+            self._dummy(el)
         elif action == "U":
             if vr == "SQ":
                 self._recurse(el, here, depth, clean, stack)
             else:
-                self._remap(el, top)
+                self._remap(el)
         else:
-            action = self._clean(el, here, depth, stack, top)
+            action = self._clean(el, here, depth, stack)
         self.report.add(here, action, rule.describe())
 
     def _note_removed(self, el: _El, removal: Removal) -> None:
@@ -474,12 +574,12 @@ class _Instance:
                     elif inner_el.vr in REMOVED_TEXT_VRS and not inner >> 16 & 1:
                         self.removed.add(self._text(inner_el), removal)
 
-    def _keep(self, el: _El, here: str, depth: int, clean: bool, stack: list, rule, top: bool) -> None:
+    def _keep(self, el: _El, here: str, depth: int, clean: bool, stack: list, rule) -> None:
         vr = el.vr
         if vr == "SQ":
             self._recurse(el, here, depth, clean, stack)
         elif vr in SCANNED_VRS:
-            self.kept_text.append((el, here, top))
+            self.kept_text.append((el, here))
         residual = self.report.residual
         if rule.source.startswith("profile override"):
             residual["retained by profile override"].add(here)
@@ -489,7 +589,7 @@ class _Instance:
             residual["dates (full)"].add(here)
         self.report.add(here, "K", rule.describe())
 
-    def _unlisted(self, el: _El, here: str, depth: int, clean: bool, stack: list, top: bool) -> None:
+    def _unlisted(self, el: _El, here: str, depth: int, clean: bool, stack: list) -> None:
         vr = el.vr
         if vr == "SQ":
             self._recurse(el, here, depth, clean, stack)
@@ -497,32 +597,32 @@ class _Instance:
         if el.end == el.start:
             return
         if vr in SCANNED_VRS and not clean:
-            self.kept_text.append((el, here, top))
+            self.kept_text.append((el, here))
             if vr in ("ST", "LT", "UT", "UC"):
                 self.report.residual["free text (scanned by the safety net)"].add(here)
             return
         if vr not in ("UI", "DA", "DT") and not (clean and vr in SCANNED_VRS):
             return
         if vr == "UI":
-            if not self.engine.retain_uids and self._remap(el, top):
+            if not self.engine.retain_uids and self._remap(el):
                 self.report.add(here, "U", "unlisted instance UID remapped to keep references consistent")
             elif self.engine.retain_uids:
-                self._decoded(el, top)
+                self._value(el)
         elif vr in ("DA", "DT"):
-            elem = self._decoded(el, top)
+            value = self._value(el)
             if not self.engine.full_dates:
-                self._shift(el, elem)
+                self._shift(el, value)
                 self.report.add(here, "C", "unlisted date shifted by the patient's offset")
                 self.report.residual["dates (shifted)"].add(here)
         else:
-            self._clean_text(self._decoded(el, top))
-            self.kept_text.append((el, here, top))
+            self._clean_text(self._value(el))
+            self.kept_text.append((el, here))
 
     # -- actions --------------------------------------------------------------------------------
 
-    def _dummy(self, el: _El, top: bool) -> None:
+    def _dummy(self, el: _El) -> None:
         if el.vr == "UI":
-            self._remap(el, top)
+            self._remap(el)
             return
         value = Sequence([Dataset()]) if el.vr == "SQ" else _dummy(el.vr)
         if value is None:
@@ -530,9 +630,9 @@ class _Instance:
         else:
             self._set(el, value)
 
-    def _remap(self, el: _El, top: bool) -> bool:
+    def _remap(self, el: _El) -> bool:
         mapper = self.engine.uids
-        old = self._decoded(el, top).value
+        old = self._value(el)
         if isinstance(old, (list, MultiValue)):
             new = [mapper.map(str(v)) for v in old]
             changed = new != [str(v) for v in old]
@@ -543,43 +643,43 @@ class _Instance:
             self._set(el, new)
         return changed
 
-    def _shift(self, el: _El, elem: DataElement) -> None:
+    def _shift(self, el: _El, value) -> None:
         shift = shift_da if el.vr == "DA" else shift_dt
-        values = elem.value if isinstance(elem.value, (list, MultiValue)) else [elem.value]
+        values = value if isinstance(value, (list, MultiValue)) else [value]
         shifted = [shift(str(v), self.days) for v in values]
         if any(s is None for s in shifted):
             self._set(el, None)
         else:
             self._set(el, shifted if len(shifted) > 1 else shifted[0])
 
-    def _clean(self, el: _El, here: str, depth: int, stack: list, top: bool) -> str:
+    def _clean(self, el: _El, here: str, depth: int, stack: list) -> str:
         vr = el.vr
         if vr == "SQ":
             self._recurse(el, here, depth, True, stack)
             return "C"
-        elem = self._decoded(el, top)
+        value = self._value(el)
         if vr in ("DA", "DT"):
             if not self.engine.modified_dates:
                 self._set(el, None)
                 return "Z"
-            self._shift(el, elem)
+            self._shift(el, value)
             self.report.residual["dates (shifted)"].add(here)
         elif vr == "PN":
             self._set(el, _dummy("PN"))
             return "D"
         elif vr in SCANNED_VRS:
-            self._clean_text(elem)
-            self.kept_text.append((el, here, top))
+            self._clean_text(value)
+            self.kept_text.append((el, here))
         elif vr == "UI":
-            self._remap(el, top)
+            self._remap(el)
         elif vr in BINARY_VRS:
             el.fate = DROP
             return "X"
         return "C"
 
-    def _clean_text(self, elem: DataElement) -> None:
+    def _clean_text(self, value) -> None:
         """engine._clean_text when nothing is found; anything found goes to the engine."""
-        values = elem.value if isinstance(elem.value, (list, MultiValue)) else [elem.value]
+        values = value if isinstance(value, (list, MultiValue)) else [value]
         for v in values:
             if clean_text(str(v), self.identifiers)[1]:
                 raise NotCovered("cleaning changes a value")
@@ -590,22 +690,22 @@ class _Instance:
         identifiers, removed = self.identifiers.regex, self.removed
         if identifiers is None and not removed:
             return
-        for el, here, top in self.kept_text:
+        for el, here in self.kept_text:
             text = self._text(el)
             if text and ((identifiers is not None and identifiers.search(text)) or removed.found_in(text)):
-                self._net_hit(el, here, top)
+                self._net_hit(el, here)
 
-    def _net_hit(self, el: _El, here: str, top: bool) -> None:
-        elem = self._decoded(el, top)
-        if isinstance(elem.value, bytes):
+    def _net_hit(self, el: _El, here: str) -> None:
+        value = self._value(el)
+        if isinstance(value, bytes):
             raise NotCovered("binary value hit by the safety net")
-        same, new = net_verdict(self.identifiers, self.removed, elem.value, el.tag, here, self.report)
+        same, new = net_verdict(self.identifiers, self.removed, value, el.tag, here, self.report)
         if same == "X":
             el.fate = DROP
         elif same == "Z":
             self._set(el, None)
         elif same is not None:
-            self._dummy(el, top)
+            self._dummy(el)
         elif new is not None:
             self._set(el, new)
 
@@ -613,16 +713,13 @@ class _Instance:
         """The file the engine and files.encode() write: preamble, file meta, data set."""
         report, top = self.report, self.top
         sop = self.elements[SOP_INSTANCE_UID]
-        new_sop = sop.new.value if sop.fate == NEW else top[SOP_INSTANCE_UID].value
-        sop_class = top.get(_SOP_CLASS_UID)
-        file_meta = _read_file_meta_info(io.BytesIO(bytes(self.data[132:meta_end])))
-        file_meta.get("TransferSyntaxUID")  # dcmread reads it
-        rewrite_file_meta(file_meta, new_sop, sop_class.value if sop_class is not None else None)
-        out = bytearray(128)
-        out += b"DICM"
-        encoder._file_meta(file_meta, out)
+        new_sop = DataElement(SOP_INSTANCE_UID, "UI", sop.new).value if sop.fate == NEW else self._value(sop)
+        if not isinstance(new_sop, str):
+            raise NotCovered("more than one SOP Instance UID")
+        sop_class = top.get("SOPClassUID")
+        out = bytearray(_file_meta(self.data, meta, meta_end, new_sop, sop_class))
         self._write(self.elements, out, marks.elements)
-        report.sop_class_uid = str(sop_class.value) if sop_class is not None else ""
+        report.sop_class_uid = str(sop_class) if sop_class is not None else ""
         report.sop_instance_uid = str(new_sop)
         report.patient_pseudonym = self.engine.pseudonyms.patient_id(self.identity)
         return bytes(out)
@@ -632,7 +729,7 @@ class _Instance:
         el = self.elements.get(tag)
         if el is None or el.fate == DROP:
             return default
-        return str(el.new.value if el.fate == NEW else self._decode_top(el, decodes=False).value)
+        return str(DataElement(tag, el.vr, el.new).value if el.fate == NEW else self._value(el, reads=False))
 
     def _write(self, elements: dict[int, _El], out: bytearray, extra: list[tuple[int, bytes]] = ()) -> None:
         data, encodings = self.data, self.encodings
@@ -653,9 +750,9 @@ class _Instance:
                 else:
                     _pack_into_ul(out, body - 4, len(out) - body)
             elif fate == NEW:
-                encoder._element(tag, el.new, False, encodings, out)
+                out += _encoded(tag, el.vr, el.new, encodings)
             elif fate == DECODED:
-                encoder._element(tag, el.elem, False, encodings, out)
+                encoder._element(tag, self._convert(el), False, encodings, out)
         for _, chunk in pending:
             out += chunk
 
