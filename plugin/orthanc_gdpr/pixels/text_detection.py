@@ -44,6 +44,8 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from .masks import Box
+from .model_graph import DESCRIPTION as FUSION
+from .model_graph import fused
 
 MODEL_PACKAGE = "rapidocr-onnxruntime"
 DETECTION_MODEL = "ch_PP-OCRv4_det_infer.onnx"
@@ -143,6 +145,7 @@ def _model_dir() -> tuple[Path, str]:
 
 
 def _session(path: Path):
+    """An onnxruntime session for the model file at ``path``, its graph fused (:mod:`.model_graph`)."""
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = min(4, os.cpu_count() or 1)
@@ -150,7 +153,7 @@ def _session(path: Path):
     options.log_severity_level = 3
     # threads sleep instead of spinning between runs: the CPU goes to decoding and other workers
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(fused(path.read_bytes()), options, providers=["CPUExecutionProvider"])
 
 
 def _sha(path: Path) -> str:
@@ -168,7 +171,7 @@ def load_models() -> _Models:
                 detector, recognizer = _session(det_path), _session(rec_path)
                 vocabulary = recognizer.get_modelmeta().custom_metadata_map["character"].splitlines()
                 version = (f"PP-OCRv4 det {_sha(det_path)} + rec {_sha(rec_path)} ({origin}, "
-                           f"onnxruntime {_ort_version()})")
+                           f"onnxruntime {_ort_version()}, {FUSION})")
             except Exception as exc:  # onnxruntime raises its own types for missing/corrupt files
                 raise ModelUnavailable(f"text detection model cannot be loaded: {type(exc).__name__}") from exc
             _loaded = _Models(detector, recognizer, ("",) + tuple(vocabulary) + (" ",), version)
