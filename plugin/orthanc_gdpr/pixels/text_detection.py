@@ -230,27 +230,30 @@ def _scale_for(rows: int, cols: int) -> float:
     return min(scale, MAX_SIDE / max(rows, cols))
 
 
-def _resized(rgb: np.ndarray, scale: float) -> np.ndarray:
+def _resized(pixels: np.ndarray, scale: float) -> np.ndarray:
     if scale == 1.0:
-        return rgb
-    h, w = rgb.shape[:2]
-    return np.asarray(Image.fromarray(rgb).resize((max(1, round(w * scale)), max(1, round(h * scale))),
+        return pixels
+    h, w = pixels.shape[:2]
+    return np.asarray(Image.fromarray(pixels).resize((max(1, round(w * scale)), max(1, round(h * scale))),
                                                   Image.BILINEAR))
 
 
-def _normalised(rgb: np.ndarray) -> np.ndarray:
-    """PP-OCR input: BGR, (x / 255 - 0.5) / 0.5, channels first."""
-    return ((rgb[..., ::-1].astype(np.float32) / 127.5) - 1.0).transpose(2, 0, 1)
+def _normalised(pixels: np.ndarray) -> np.ndarray:
+    """PP-OCR input: BGR, (x / 255 - 0.5) / 0.5, channels first. A grey image is its one
+    channel, ``(rows, columns)``, which numpy broadcasts to the three the networks take."""
+    if pixels.ndim == 2:
+        return pixels.astype(np.float32) / 127.5 - 1.0
+    return ((pixels[..., ::-1].astype(np.float32) / 127.5) - 1.0).transpose(2, 0, 1)
 
 
 # -- detection ------------------------------------------------------------------------------------
 
 
-def _probability(models: _Models, rgb: np.ndarray) -> np.ndarray:
-    h, w = rgb.shape[:2]
+def _probability(models: _Models, pixels: np.ndarray) -> np.ndarray:
+    h, w = pixels.shape[:2]
     ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
     batch = np.zeros((1, 3, ph, pw), np.float32)
-    batch[0, :, :h, :w] = _normalised(rgb)
+    batch[0, :, :h, :w] = _normalised(pixels)
     session = models.detector
     out = session.run(None, {session.get_inputs()[0].name: batch})[0]
     return out[0, 0, :h, :w]
@@ -258,14 +261,18 @@ def _probability(models: _Models, rgb: np.ndarray) -> np.ndarray:
 
 def _candidates(prob: np.ndarray) -> list[tuple[float, float, float, float]]:
     """Unclipped line boxes (float, detector scale) of the text regions of a probability map."""
-    text = ndi.binary_dilation(prob > PIXEL_THRESHOLD, structure=np.ones((2, 2), bool))
+    above = prob > PIXEL_THRESHOLD
+    if not above.any():
+        return []
+    text = above.copy()  # dilated by a 2x2 square: each pixel also takes its lower and right neighbours
+    text[:-1] |= above[1:]
+    text[:, :-1] |= text[:, 1:].copy()
     tallest = min(MAX_LINE_HEIGHT, prob.shape[0] / 4)
     labels, n = ndi.label(text)
-    if n == 0:
-        return []
-    index = np.arange(1, n + 1)
-    scores = ndi.mean(prob, labels, index)
-    areas = ndi.sum(np.ones_like(prob), labels, index)
+    inside = np.flatnonzero(labels)
+    which = labels.ravel()[inside]
+    areas = np.bincount(which, minlength=n + 1)[1:]
+    scores = np.bincount(which, weights=prob.ravel()[inside], minlength=n + 1)[1:] / areas
     boxes = []
     for i, sl in enumerate(ndi.find_objects(labels)):
         y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
@@ -280,9 +287,9 @@ def _candidates(prob: np.ndarray) -> list[tuple[float, float, float, float]]:
 # -- recognition ----------------------------------------------------------------------------------
 
 
-def _line_crop(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+def _line_crop(pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     x0, y0, x1, y1 = box
-    crop = rgb[y0:y1, x0:x1]
+    crop = pixels[y0:y1, x0:x1]
     if crop.shape[0] > 1.5 * crop.shape[1]:  # a vertical line of text: read it turned
         crop = np.ascontiguousarray(np.rot90(crop, -1))
     h, w = crop.shape[:2]
@@ -339,10 +346,9 @@ def find_text_regions(image: np.ndarray) -> TextRegions:
     _check(image)
     models = load_models()
     display = to_display8(np.asarray(image))
-    rgb = display if display.ndim == 3 else np.repeat(display[..., None], 3, axis=2)
-    rows, cols = rgb.shape[:2]
+    rows, cols = display.shape[:2]
     scale = _scale_for(rows, cols)
-    scaled = _resized(rgb, scale)
+    scaled = _resized(display, scale)
     try:
         found = _candidates(_probability(models, scaled))
     except Exception as exc:  # onnxruntime errors on inputs it cannot take
@@ -353,7 +359,7 @@ def find_text_regions(image: np.ndarray) -> TextRegions:
                min(cols, int(np.ceil(fx1 / scale))), min(rows, int(np.ceil(fy1 / scale))))
         if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
             lines.append(box)
-    confirmed = [b for b, ok in zip(lines, _reads_text(models, [_line_crop(rgb, b) for b in lines])) if ok] \
+    confirmed = [b for b, ok in zip(lines, _reads_text(models, [_line_crop(display, b) for b in lines])) if ok] \
         if lines else []
     padded = [(max(0, x0 - PAD), max(0, y0 - PAD), min(cols, x1 + PAD), min(rows, y1 + PAD))
               for x0, y0, x1, y1 in confirmed]
