@@ -43,8 +43,18 @@ class Pseudonymizer:
         check_format(name_format, 64)  # PN component group
         self._keyring = keyring
         self.id_format, self.name_format = id_format, name_format
+        self._cache: dict[tuple[str, str, str], str] = {}  # instances of one patient come together
 
     def _render(self, template: str, purpose: str, identity: str) -> str:
+        key = (template, purpose, identity)
+        pseudonym = self._cache.get(key)
+        if pseudonym is None:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            pseudonym = self._cache[key] = self._computed(template, purpose, identity)
+        return pseudonym
+
+    def _computed(self, template: str, purpose: str, identity: str) -> str:
         digest = self._keyring.digest(purpose, identity)
 
         def fill(m: re.Match) -> str:

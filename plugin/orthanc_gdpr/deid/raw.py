@@ -55,9 +55,10 @@ class NotCovered(Exception):
 
 
 EXPLICIT_VR_LITTLE_ENDIAN = b"1.2.840.10008.1.2.1"
-_LONG_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UR", "UT", "SV", "UV"))
-_SHORT_VRS = frozenset(("AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "PN", "SH",
-                        "SL", "SS", "ST", "TM", "UI", "UL", "US"))
+#: The VRs read here, as they appear in the file: their name, and whether their length is 32-bit.
+_VRS = {vr.encode(): (vr, True) for vr in ("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UR", "UT", "SV", "UV")}
+_VRS.update({vr.encode(): (vr, False) for vr in ("AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
+                                                  "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US")})
 #: VRs whose pydicom value is the Latin-1 text with trailing spaces and NULs stripped (split at
 #: backslashes), and which the encoder writes back joined and padded: an element whose raw bytes
 #: already are that padding is written back as read. Value: the padding byte.
@@ -136,15 +137,15 @@ class _Reader:
             if tag <= previous or group not in groups or (depth and tag == _SPECIFIC_CHARACTER_SET):
                 raise NotCovered("element out of order or out of place")
             previous = tag
-            vr = code.decode("latin-1")
-            if vr in _SHORT_VRS:
-                start, length = pos + 8, _u16(data, pos + 6)[0]
-            elif vr in _LONG_VRS:
-                if pos + 12 > limit or _u16(data, pos + 6)[0] != 0:
-                    raise NotCovered("long element header")
-                start, length = pos + 12, _u32(data, pos + 8)[0]
-            else:
+            vr, long = _VRS.get(code, (None, False))
+            if vr is None:
                 raise NotCovered("UN or unknown VR")
+            if not long:
+                start, length = pos + 8, _u16(data, pos + 6)[0]
+            elif pos + 12 > limit or _u16(data, pos + 6)[0] != 0:
+                raise NotCovered("long element header")
+            else:
+                start, length = pos + 12, _u32(data, pos + 8)[0]
             if vr == "SQ":
                 items, after = self.sequence(start, length, depth + 1)
                 found[tag] = _El(tag, vr, pos, start, after, length == _UNDEFINED, items)
@@ -243,12 +244,19 @@ def _single_text(raw: bytes) -> str:
     return raw.decode("latin-1").rstrip("\0 ")
 
 
+def _person_name(raw: bytes) -> str:
+    """str() of convert_PN's PersonName, for one value in a single-byte character set."""
+    return raw.rstrip(b"\0 ").decode("latin-1")
+
+
 #: pydicom's value decoders, for a non-empty value in a single-byte character set without escape
-#: sequences (str where pydicom has a UID: the engine only reads them as text). Other VRs:
-#: pydicom itself.
+#: sequences (str where pydicom has a UID or a PersonName: the engine reads those only as text,
+#: and writes decoded values back through pydicom's own conversion). Other VRs, and names with
+#: more than one value: pydicom itself.
 _DECODERS: dict[str, Callable[[bytes], object]] = {
     "UI": _ui, "AE": _strings, "AS": _strings, "CS": _strings, "DA": _strings, "DT": _strings, "TM": _strings,
-    "SH": _texts, "LO": _texts, "UC": _texts, "ST": _single_text, "LT": _single_text, "UT": _single_text}
+    "SH": _texts, "LO": _texts, "UC": _texts, "ST": _single_text, "LT": _single_text, "UT": _single_text,
+    "PN": _person_name}
 
 #: Encoded new elements by (tag, VR, value, encodings): dummies, empty values and remapped study
 #: and series UIDs repeat from instance to instance.
@@ -342,21 +350,30 @@ class RawResult:
         self.study_uid, self.series_uid = study_uid, series_uid
 
 
-class _Marks:
-    """The encoded elements engine.mark() adds, the same for every instance of one engine."""
+class _Compiled:
+    """What is the same for every instance of one engine: the encoded elements engine.mark()
+    adds, and which top-level elements are identifier sources."""
 
     def __init__(self, engine: Deidentifier):
         ds = Dataset()
         mark(ds, engine)
-        encodings = DEFAULT_ENCODINGS
-        self.elements: list[tuple[int, bytes]] = []
+        self.marks: list[tuple[int, bytes]] = []
         for tag in sorted(ds.keys()):
             out = bytearray()
-            encoder._element(tag, ds[tag], False, encodings, out)
-            self.elements.append((int(tag), bytes(out)))
+            encoder._element(tag, ds[tag], False, DEFAULT_ENCODINGS, out)
+            self.marks.append((int(tag), bytes(out)))
+        self._lookup = engine.table.lookup
+        self._sources: dict[tuple[int, str], bool] = {}
+
+    def is_identifier_source(self, tag: int, vr: str) -> bool:
+        key = (tag, vr)
+        source = self._sources.get(key)
+        if source is None:
+            source = self._sources[key] = is_identifier_source(tag, vr, self._lookup(tag))
+        return source
 
 
-_marks: weakref.WeakKeyDictionary[Deidentifier, _Marks] = weakref.WeakKeyDictionary()
+_compiled: weakref.WeakKeyDictionary[Deidentifier, _Compiled] = weakref.WeakKeyDictionary()
 
 
 def deidentify(engine: Deidentifier, data) -> RawResult:
@@ -380,11 +397,11 @@ def deidentify(engine: Deidentifier, data) -> RawResult:
     pixels = trailing_pixel_length(tail, False)
     if not pixels:
         raise NotCovered("no trailing native Pixel Data")
-    marks = _marks.get(engine)
-    if marks is None:
-        marks = _marks[engine] = _Marks(engine)
+    compiled = _compiled.get(engine)
+    if compiled is None:
+        compiled = _compiled[engine] = _Compiled(engine)
     instance = _Instance(engine, data, elements)
-    head = instance.run(meta, pos, marks)
+    head = instance.run(meta, pos, compiled)
     return RawResult(head, tail[:pixels], instance.report, instance.final(_STUDY_UID, "study"),
                      instance.final(_SERIES_UID, "series"))
 
@@ -430,7 +447,7 @@ class _Instance:
             return el.elem.value
         decode = _DECODERS.get(el.vr)
         raw = self._raw(el)
-        if decode is None or b"\x1b" in raw:
+        if decode is None or b"\x1b" in raw or (decode is _person_name and b"\\" in raw):
             return self._convert(el).value
         return decode(raw) if raw else ""
 
@@ -444,7 +461,7 @@ class _Instance:
 
     # -- the walk ------------------------------------------------------------------------------
 
-    def run(self, meta: dict[int, _El], meta_end: int, marks: _Marks) -> bytes:
+    def run(self, meta: dict[int, _El], meta_end: int, compiled: _Compiled) -> bytes:
         engine, elements = self.engine, self.elements
         sop = elements.get(SOP_INSTANCE_UID)
         if sop is None or not str(self._value(sop) or "").strip():
@@ -454,14 +471,14 @@ class _Instance:
             raise NotCovered("already marked as de-identified")
         identity = patient_identity(self.top)
         self.identity, self.days = identity, engine.shifter.offset_days(identity)
-        self._collect_identifiers()
+        self._collect_identifiers(compiled)
         stack: list[tuple[dict[int, _El], str, int, bool]] = [(elements, "", 0, False)]
         while stack:
             self._dataset(*stack.pop(), stack)
         self._safety_net()
         if _PIXEL_REPRESENTATION in elements:  # pydicom reads it when mark() adds a sequence
             self._value(elements[_PIXEL_REPRESENTATION])
-        return self._encode(meta, meta_end, marks)
+        return self._encode(meta, meta_end, compiled.marks)
 
     def _report_policy(self) -> None:
         """engine.report_policy, for the instances it keeps without reading sequences."""
@@ -476,10 +493,9 @@ class _Instance:
         if is_report_bearing(self.top) is not None:  # reads (decodes) what it reads in the engine
             raise NotCovered("report-bearing object")
 
-    def _collect_identifiers(self) -> None:
-        lookup = self.engine.table.lookup
+    def _collect_identifiers(self, compiled: _Compiled) -> None:
         for tag, el in self.elements.items():
-            if is_identifier_source(tag, el.vr, lookup(tag)):
+            if compiled.is_identifier_source(tag, el.vr):
                 collect_identifier(self.identifiers, tag, el.vr, self._value(el))
 
     def _dataset(self, elements: dict[int, _El], path: str, depth: int, clean: bool, stack: list) -> None:
@@ -709,7 +725,7 @@ class _Instance:
         elif new is not None:
             self._set(el, new)
 
-    def _encode(self, meta: dict[int, _El], meta_end: int, marks: _Marks) -> bytes:
+    def _encode(self, meta: dict[int, _El], meta_end: int, marks: list[tuple[int, bytes]]) -> bytes:
         """The file the engine and files.encode() write: preamble, file meta, data set."""
         report, top = self.report, self.top
         sop = self.elements[SOP_INSTANCE_UID]
@@ -718,7 +734,7 @@ class _Instance:
             raise NotCovered("more than one SOP Instance UID")
         sop_class = top.get("SOPClassUID")
         out = bytearray(_file_meta(self.data, meta, meta_end, new_sop, sop_class))
-        self._write(self.elements, out, marks.elements)
+        self._write(self.elements, out, marks)
         report.sop_class_uid = str(sop_class) if sop_class is not None else ""
         report.sop_instance_uid = str(new_sop)
         report.patient_pseudonym = self.engine.pseudonyms.patient_id(self.identity)

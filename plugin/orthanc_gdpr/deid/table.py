@@ -38,9 +38,12 @@ class Rule:
     source: str  #: where the action comes from, e.g. "E.1-1 basic" or "Clean Descriptors"
     name: str  #: the attribute's name in the table
 
-    def describe(self) -> str:
+    def __post_init__(self) -> None:
         code = self.code if self.code == self.action else f"{self.code}->{self.action}"
-        return f"{code} ({self.source})"
+        object.__setattr__(self, "_description", f"{code} ({self.source})")  # read per attribute per instance
+
+    def describe(self) -> str:
+        return self._description  # type: ignore[attr-defined]
 
 
 def parse_tag(text: str) -> int:
