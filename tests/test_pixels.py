@@ -34,7 +34,7 @@ from orthanc_gdpr.pixels import (  # noqa: E402
     is_report_bearing,
 )
 from orthanc_gdpr.deid import DeidentificationError, Deidentifier, Keyring, deidentify_bytes, load_profile  # noqa: E402
-from orthanc_gdpr.pixels import text_detection  # noqa: E402
+from orthanc_gdpr.pixels import model_graph, text_detection  # noqa: E402
 from orthanc_gdpr.pixels.codecs import decode  # noqa: E402
 from orthanc_gdpr.pixels.masks import _parse  # noqa: E402
 from orthanc_gdpr.pixels.previews import TEXT_REGION_COLOUR, previews  # noqa: E402
@@ -241,6 +241,21 @@ def test_a_model_that_cannot_load_holds_the_instance_back(tmp_path: Path, monkey
     finally:
         text_detection.unload_models()
     assert case.ds.PixelData == before and "BurnedInAnnotation" not in case.ds
+
+
+@pytest.mark.parametrize("name, shape", [(text_detection.DETECTION_MODEL, (1, 3, 96, 128)),
+                                         (text_detection.RECOGNITION_MODEL, (2, 3, 48, 96))])
+def test_the_fused_graphs_compute_what_the_shipped_ones_do(name: str, shape: tuple) -> None:
+    import onnx
+    import onnxruntime as ort
+    shipped = (text_detection._model_dir()[0] / name).read_bytes()
+    fused = model_graph.fused(shipped)
+    assert len(onnx.load_from_string(fused).graph.node) < len(onnx.load_from_string(shipped).graph.node)
+    x = np.random.default_rng(7).uniform(-1, 1, shape).astype(np.float32)
+    outputs = [ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+               for model in (shipped, fused)]
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-4)
+    assert text_detection.model_version().endswith(f"{model_graph.DESCRIPTION})")
 
 
 def _file_bytes(ds: Dataset) -> bytes:
