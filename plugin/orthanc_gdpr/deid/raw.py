@@ -42,7 +42,7 @@ from .engine import (BINARY_VRS, MAX_SEQUENCE_DEPTH, PATIENT_ID, PATIENT_NAME, P
                      collect_identifier, is_identifier_source, mark, net_verdict, patient_identity,
                      rewrite_file_meta)
 from .cleaning import Identifiers
-from .removed import Removal, RemovedValues
+from .removed import MIN_LENGTH, Removal, RemovedValues
 from .report import InstanceReport
 from ..pixels.reports import (ENCAPSULATED_DOCUMENT_PREFIX, KEY_OBJECT_SELECTION, PRESENTATION_STATE_PREFIX,
                               is_report_bearing)
@@ -78,7 +78,7 @@ _PIXEL_REPRESENTATION = 0x00280103
 _MARK_TAGS = (0x00120062, 0x00120063, 0x00120064, 0x00280303)
 
 DEFAULT_ENCODINGS = convert_encodings(["iso8859"])
-_tag_vr = struct.Struct("<HH2s").unpack_from
+_header = struct.Struct("<HH2sH").unpack_from  # tag, VR and (for a short VR) the length
 _u16 = struct.Struct("<H").unpack_from
 _u32 = struct.Struct("<I").unpack_from
 _u16_u32 = struct.Struct("<HHI").unpack_from
@@ -126,7 +126,7 @@ class _Reader:
         while pos < limit:
             if pos + 8 > limit:
                 raise NotCovered("element header cut short")
-            group, element, code = _tag_vr(data, pos)
+            group, element, code, length = _header(data, pos)
             tag = group << 16 | element
             if tag == _ITEM_END and end is None:
                 if _u32(data, pos + 4)[0] != 0:
@@ -141,8 +141,8 @@ class _Reader:
             if vr is None:
                 raise NotCovered("UN or unknown VR")
             if not long:
-                start, length = pos + 8, _u16(data, pos + 6)[0]
-            elif pos + 12 > limit or _u16(data, pos + 6)[0] != 0:
+                start = pos + 8
+            elif pos + 12 > limit or length != 0:  # the reserved 2 bytes
                 raise NotCovered("long element header")
             else:
                 start, length = pos + 12, _u32(data, pos + 8)[0]
@@ -261,13 +261,19 @@ _DECODERS: dict[str, Callable[[bytes], object]] = {
 #: Encoded new elements by (tag, VR, value, encodings): dummies, empty values and remapped study
 #: and series UIDs repeat from instance to instance.
 _ENCODED: dict[tuple, bytes] = {}
+#: New sequence values (stand-ins, made anew for each element): Z's empty sequence, D's one
+#: empty item.
+NO_ITEMS, ONE_EMPTY_ITEM = object(), object()
 
 
 def _encoded(tag: int, vr: str, value, encodings: list[str]) -> bytes:
     """The element the engine writes after ``elem.value = value`` (or a new DataElement)."""
-    key = (tag, vr, value, tuple(encodings)) if type(value) in (str, int, float, bytes, type(None)) else None
+    cached = type(value) in (str, int, float, bytes, type(None)) or value is NO_ITEMS or value is ONE_EMPTY_ITEM
+    key = (tag, vr, value, tuple(encodings)) if cached else None
     data = _ENCODED.get(key) if key is not None else None
     if data is None:
+        if value is NO_ITEMS or value is ONE_EMPTY_ITEM:
+            value = Sequence() if value is NO_ITEMS else Sequence([Dataset()])
         out = bytearray()
         encoder._element(tag, DataElement(tag, vr, value), False, encodings, out)
         data = bytes(out)
@@ -415,6 +421,7 @@ class _Instance:
         self.identifiers = Identifiers()
         self.removed = RemovedValues()
         self.kept_text: list[tuple[_El, str]] = []  #: (element, path)
+        self.exact = engine.table.exact  # the table's rows by tag (lookup() also answers wildcards)
         self.top = _TopLevel(self)
         charset = self.top.get("SpecificCharacterSet", "")
         if not isinstance(charset, str) or charset.strip() not in SINGLE_BYTE_CHARSETS:
@@ -539,7 +546,7 @@ class _Instance:
 
     def _standard(self, el: _El, path: str, depth: int, clean: bool, stack: list) -> None:
         tag, vr = el.tag, el.vr
-        rule = self.engine.table.lookup(tag)
+        rule = self.exact.get(tag) or self.engine.table.lookup(tag)
         here = path + _label(tag)
         if rule is None:
             self._unlisted(el, here, depth, clean, stack)
@@ -559,13 +566,13 @@ class _Instance:
             if value:
                 self.identifiers.add_person_name(str(value))
         elif action in ("X", "Z", "D") or (action == "U" and vr not in ("SQ", "UI")):
-            self._note_removed(el, Removal(here, action, rule.describe()))
+            self._note_removed(el, here, action, rule)
         if action == "X":
             el.fate = DROP
             self.report.add(here, action, rule.describe())
             return
         if action == "Z":
-            self._set(el, Sequence() if vr == "SQ" else None)
+            self._set(el, NO_ITEMS if vr == "SQ" else None)
         elif action == "D" or (action == "U" and vr not in ("SQ", "UI")):
             self._dummy(el)
         elif action == "U":
@@ -577,10 +584,13 @@ class _Instance:
             action = self._clean(el, here, depth, stack)
         self.report.add(here, action, rule.describe())
 
-    def _note_removed(self, el: _El, removal: Removal) -> None:
+    def _note_removed(self, el: _El, here: str, action: str, rule) -> None:
+        """engine._note_removed; values too short to be hunted (removed.MIN_LENGTH) are passed by."""
         if el.vr in REMOVED_TEXT_VRS:
-            self.removed.add(self._text(el), removal)
+            if el.end - el.start >= MIN_LENGTH:
+                self.removed.add(self._text(el), Removal(here, action, rule.describe()))
         elif el.vr == "SQ":
+            removal = None
             items = list(el.items)
             while items:
                 item = items.pop()
@@ -588,6 +598,7 @@ class _Instance:
                     if inner_el.vr == "SQ":
                         items.extend(inner_el.items)
                     elif inner_el.vr in REMOVED_TEXT_VRS and not inner >> 16 & 1:
+                        removal = removal or Removal(here, action, rule.describe())
                         self.removed.add(self._text(inner_el), removal)
 
     def _keep(self, el: _El, here: str, depth: int, clean: bool, stack: list, rule) -> None:
@@ -640,7 +651,7 @@ class _Instance:
         if el.vr == "UI":
             self._remap(el)
             return
-        value = Sequence([Dataset()]) if el.vr == "SQ" else _dummy(el.vr)
+        value = ONE_EMPTY_ITEM if el.vr == "SQ" else _dummy(el.vr)
         if value is None:
             el.fate = DROP
         else:
