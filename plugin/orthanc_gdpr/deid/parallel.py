@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .engine import Deidentifier, DeidentificationError, InstanceDropped
-from .files import deidentify_bytes, output_path, quiet_pydicom
+from .files import deidentify_bytes, deidentify_raw, output_path, quiet_pydicom
 from .keys import Keyring
 from .profile import Profile
 
@@ -50,7 +50,12 @@ class Source:
 
 
 def outcome(engine: Deidentifier, data: bytes) -> Outcome:
-    """De-identify one instance and say what became of it."""
+    """De-identify one instance and say what became of it (through the engine's raw-element
+    fast path where it applies: the same bytes and report)."""
+    fast = deidentify_raw(engine, data)
+    if fast is not None:
+        path, head, pixels, report = fast
+        return "written", (path.as_posix(), head + pixels, report.to_dict())
     try:
         ds, dicom, report = deidentify_bytes(engine, data)
     except InstanceDropped as e:
