@@ -165,3 +165,31 @@ def test_pixel_options_go_to_the_engine() -> None:
     assert not raw.covers(engine)
     with pytest.raises(raw.NotCovered):
         raw.deidentify(engine, to_bytes(make_instance()))
+
+
+@pytest.mark.parametrize("profile", ["basic", "research"])
+def test_damaged_headers_are_declined_or_give_the_engines_result(profile: str) -> None:
+    """Every header byte of two instances changed in turn (to 00, FF, its successor and a
+    backslash): lengths, tags, VRs, delimiters, UIDs, values. The fast path declines, or its
+    result is the engine's (never one the engine would refuse)."""
+    engine = Deidentifier(load_profile(profile), Keyring(KEY))
+    cases = dict(_synthetic())
+    answered = 0
+    for name in ("planted values, Latin-1", "undefined lengths, private blocks, group length"):
+        data = cases[name]
+        for pos in range(128, data.find(b"\xe0\x7f\x10\x00") + 12, 3):
+            for byte in {0x00, 0xFF, (data[pos] + 1) & 0xFF, 0x5C} - {data[pos]}:
+                damaged = data[:pos] + bytes([byte]) + data[pos + 1:]
+                try:
+                    result = raw.deidentify(engine, damaged)
+                except raw.NotCovered:
+                    continue
+                reference = _reference(engine, damaged)
+                where = f"{name}, byte {pos} set to {byte:02X}"
+                assert not isinstance(reference, str), f"{where}: the engine refused ({reference})"
+                out, report, path = reference
+                assert result.head + bytes(result.pixels) == out, f"{where}: output bytes differ"
+                assert result.report.to_dict() == report, f"{where}: report differs"
+                assert files._output_path(result.report, result.study_uid, result.series_uid) == path, where
+                answered += 1
+    assert answered > 700

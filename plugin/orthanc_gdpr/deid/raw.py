@@ -123,6 +123,8 @@ class _Reader:
         nested Specific Character Set) are not covered."""
         data, found, previous = self.data, {}, -1
         limit = len(data) if end is None else end
+        if limit > len(data):
+            raise NotCovered("item longer than the data")
         while pos < limit:
             if pos + 8 > limit:
                 raise NotCovered("element header cut short")
@@ -321,19 +323,20 @@ def _written_file_meta(data, meta_end: int, sop_instance_uid: str, sop_class_uid
 
 class _TopLevel:
     """The top level of the instance as the engine's functions that read a data set see it
-    (``get``, ``in``, attributes by keyword), decoding what they read as the engine's data set
-    does."""
+    (``get``, ``in``, attributes by keyword): as it is at that point of the walk (removed and
+    changed values included), decoding what they read as the engine's data set does."""
 
     def __init__(self, instance: "_Instance"):
         self._instance = instance
 
     def _element(self, keyword: str) -> "_El | None":
         tag = tag_for_keyword(keyword)
-        return None if tag is None else self._instance.elements.get(tag)
+        el = None if tag is None else self._instance.elements.get(tag)
+        return None if el is None or el.fate == DROP else el
 
     def get(self, keyword: str, default=None):
         el = self._element(keyword)
-        return default if el is None else self._instance._value(el)
+        return default if el is None else self._instance._current(el)
 
     def __contains__(self, keyword: str) -> bool:
         return self._element(keyword) is not None
@@ -342,7 +345,7 @@ class _TopLevel:
         el = self._element(keyword)
         if el is None:
             raise AttributeError(keyword)
-        return self._instance._value(el)
+        return self._instance._current(el)
 
 
 class RawResult:
@@ -457,6 +460,12 @@ class _Instance:
         if decode is None or b"\x1b" in raw or (decode is _person_name and b"\\" in raw):
             return self._convert(el).value
         return decode(raw) if raw else ""
+
+    def _current(self, el: _El, reads: bool = True):
+        """The element's value now: its new value once the walk changed it, else as read."""
+        if el.fate == NEW:
+            return DataElement(el.tag, el.vr, el.new).value
+        return self._value(el, reads)
 
     def _text(self, el: _El) -> str:
         """engine._text for a single-byte character set: the raw bytes as Latin-1."""
@@ -740,7 +749,7 @@ class _Instance:
         """The file the engine and files.encode() write: preamble, file meta, data set."""
         report, top = self.report, self.top
         sop = self.elements[SOP_INSTANCE_UID]
-        new_sop = DataElement(SOP_INSTANCE_UID, "UI", sop.new).value if sop.fate == NEW else self._value(sop)
+        new_sop = self._current(sop)
         if not isinstance(new_sop, str):
             raise NotCovered("more than one SOP Instance UID")
         sop_class = top.get("SOPClassUID")
@@ -756,7 +765,7 @@ class _Instance:
         el = self.elements.get(tag)
         if el is None or el.fate == DROP:
             return default
-        return str(DataElement(tag, el.vr, el.new).value if el.fate == NEW else self._value(el, reads=False))
+        return str(self._current(el, reads=False))
 
     def _write(self, elements: dict[int, _El], out: bytearray, extra: list[tuple[int, bytes]] = ()) -> None:
         data, encodings = self.data, self.encodings
