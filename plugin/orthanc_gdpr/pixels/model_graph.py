@@ -83,9 +83,10 @@ def fused(model_bytes: bytes) -> bytes:
         return w, constants[conv.input[2]] if len(conv.input) > 2 else np.zeros(w.shape[0], np.float32)
 
     outputs = {o.name for o in graph.output}
+    inferred = onnx.shape_inference.infer_shapes(model).graph.value_info
     channels = {v.name: v.type.tensor_type.shape.dim[1].dim_value  # 0 where unknown
-                for v in onnx.shape_inference.infer_shapes(model).graph.value_info
-                if len(v.type.tensor_type.shape.dim) == 4}
+                for v in inferred if len(v.type.tensor_type.shape.dim) == 4
+                and v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
     dropped: set[int] = set()
     renamed: dict[str, str] = {}
     inserted: dict[int, list] = {}  # id of a dropped node -> the nodes that take its place
@@ -102,7 +103,8 @@ def fused(model_bytes: bytes) -> bytes:
             mul = sole_reader(clip.output[0], "Mul") if clip is not None else None
             div = sole_reader(mul.output[0], "Div") if mul is not None and x in mul.input else None
             bounds = [constants.get(i) for i in clip.input[1:]] if clip is not None else []
-            if div is None or scalar(div) != 6.0 or [None if b is None else float(b) for b in bounds] != [0.0, 6.0]:
+            if (div is None or div.input[1] not in constants or scalar(div) != 6.0
+                    or [None if b is None else float(b) for b in bounds] != [0.0, 6.0]):
                 continue
             gate = f"{div.output[0]}.hard_sigmoid"
             dropped.update({id(node), id(clip), id(mul), id(div)})
