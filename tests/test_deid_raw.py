@@ -94,6 +94,12 @@ def _synthetic() -> list[tuple[str, bytes]]:
     ds.NameOfPhysiciansReadingStudy = "  "
     cases.append(("person names with groups, values and padding", ds))
 
+    ds = make_instance(charset="ISO_IR 100", patient_id="PID\x1b(B4711")  # an escape in a single-byte set
+    ds.OtherPatientIDs = "PID\x1b(B4711"
+    ds.StudyComments = "PID\x1b(B4711 seen"
+    ds.InstitutionalDepartmentName = "Radiology \x1b(B 2"
+    cases.append(("escape sequences in a single-byte character set", ds))
+
     data = bytearray(to_bytes(make_instance()))
     data += struct.pack("<HH2sHI", 0xFFFC, 0xFFFC, b"OB", 0, 4) + b"\0\0\0\0"
     cases.append(("trailing padding", bytes(data)))

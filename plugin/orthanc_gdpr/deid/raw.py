@@ -468,8 +468,16 @@ class _Instance:
         return self._value(el, reads)
 
     def _text(self, el: _El) -> str:
-        """engine._text for a single-byte character set: the raw bytes as Latin-1."""
-        return self._raw(el).decode("latin-1")
+        """engine._text in a single-byte character set: the raw bytes as Latin-1 while the
+        element is undecoded, its (decoded or new) value once the engine has read or set it."""
+        if el.fate == KEEP:
+            return self._raw(el).decode("latin-1")
+        value = self._current(el, reads=False)
+        if value is None:
+            return ""
+        if isinstance(value, bytes):
+            return value.decode("latin-1")
+        return "\\".join(str(v) for v in value) if isinstance(value, (list, MultiValue)) else str(value)
 
     def _set(self, el: _El, value) -> None:
         """Replace the element's value (the engine's ``elem.value = ...``)."""
