@@ -8,7 +8,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
-from orthanc_gdpr.pixels import render
+from orthanc_gdpr.pixels import codecs, render
 
 
 def _grey(values: np.ndarray, **attrs) -> Dataset:
@@ -61,3 +61,47 @@ def test_real_files_render(name):
     image = render.render(ds, frames[0])
     assert image.size == (int(ds.Columns), int(ds.Rows))
     assert np.asarray(image).std() > 5  # not a flat picture
+
+
+def _native_grey_files() -> list[str]:
+    names = ("CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "MR_small_padded.dcm", "emri_small.dcm",
+             "image_dfl.dcm", "vlut_04.dcm", "mlut_18.dcm", "examples_overlay.dcm", "MR2_UNCR.dcm")
+    return [get_testdata_file(n) for n in names]
+
+
+@pytest.mark.parametrize("path", _native_grey_files(), ids=lambda p: p.rsplit("/", 1)[-1])
+def test_uncompressed_grey_frames_are_read_as_pydicom_decodes_them(path):
+    ds = pydicom.dcmread(path)
+    native = codecs.native_grey(ds)
+    decoded = codecs.decode(ds)
+    assert native is not None
+    assert native.dtype == decoded.dtype and native.shape == decoded.shape
+    assert np.array_equal(native, decoded)
+    assert np.array_equal(render.frames(ds), decoded)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_bits_above_bits_stored_are_cleared_or_sign_extended(signed):
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    stored = np.array([[0, 1, 2047, -2048 if signed else 4095, -1 if signed else 2048]], dtype=np.int16)
+    raw = stored.astype(np.uint16) | np.uint16(0xA000)  # garbage in the 4 unused high bits
+    ds.Rows, ds.Columns, ds.BitsStored, ds.HighBit = 1, raw.shape[1], 12, 11
+    ds.PixelRepresentation = int(signed)
+    ds.PixelData = raw.tobytes()
+    assert np.array_equal(codecs.native_grey(ds), codecs.decode(ds))
+    assert codecs.native_grey(ds)[0].tolist() == stored.tolist()
+
+
+@pytest.mark.parametrize("name", ["MR_small_bigendian.dcm", "MR_small_RLE.dcm", "US1_UNCR.dcm"])
+def test_big_endian_compressed_and_colour_data_are_left_to_the_decoders(name):
+    assert codecs.native_grey(pydicom.dcmread(get_testdata_file(name))) is None
+
+
+def test_sampled_window_reads_pixels_only_for_an_automatic_window():
+    stored = np.random.default_rng(0).normal(100, 30, (64, 64)).astype(np.int16)
+    declared = _grey(stored, WindowCenter=40, WindowWidth=400)
+    assert render.sampled_window(declared, None) == render.Window(40, 400, "default")
+    assert render.sampled_window(declared, None, "lung") == render.CT_PRESETS["lung"]
+    auto = render.sampled_window(_grey(stored), stored)
+    whole = render.default_window(_grey(stored), render.modality_values(_grey(stored), stored))
+    assert auto.name == "auto" and abs(auto.center - whole.center) < 3 and abs(auto.width / whole.width - 1) < 0.1

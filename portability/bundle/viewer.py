@@ -17,9 +17,15 @@ viewer out.
 """
 from __future__ import annotations
 
-import io
 import math
+import tempfile
+import threading
 from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from orthanc_gdpr.pixels.render import CT_PRESETS, frames, is_colour, render, sampled_window, to_8bit
 
 from .pages import e, page, series_caption
 
@@ -56,16 +62,12 @@ class Rendered:
     height: int
 
 
-_luts: dict[tuple, object] = {}  # (pixel dtype, rescale, photometric, window) -> 8-bit table
+_luts: dict[tuple, np.ndarray] = {}  # (pixel dtype, rescale, photometric, window) -> 8-bit table
 
 
-def _lut(ds, dtype, window):
+def _lut(ds, dtype, window) -> np.ndarray:
     """``render.to_8bit`` tabulated over every value of a 8/16-bit pixel type: the same mapping
     (Modality LUT, VOI window, MONOCHROME1), applied to a frame by one table look-up."""
-    import numpy as np
-
-    from orthanc_gdpr.pixels.render import to_8bit
-
     key = (dtype.str, str(ds.get("RescaleSlope", 1)), str(ds.get("RescaleIntercept", 0)),
            ds.get("PhotometricInterpretation"), window)
     table = _luts.get(key)
@@ -79,34 +81,43 @@ def _lut(ds, dtype, window):
     return table
 
 
-def _pictures(ds, frame, names: tuple[str, ...]) -> dict[str, object]:
-    """PIL images of one (already reduced) frame in each named window; a colour frame as it is."""
-    import numpy as np
-    from PIL import Image
-
-    from orthanc_gdpr.pixels.render import CT_PRESETS, default_window, is_colour, modality_values, render
-
-    if is_colour(ds) or frame.ndim != 2 or frame.dtype.kind not in "ui" or frame.dtype.itemsize > 2:
-        return {"default": render(ds, frame, "default")}
-    own = default_window(ds, modality_values(ds, frame[::4, ::4]))  # an automatic window from every 4th pixel
+def _pictures(ds, whole, shown, names: tuple[str, ...]) -> dict[str, Image.Image]:
+    """PIL images of one frame in each named window: ``whole`` is the decoded frame (its default
+    window is read from it), ``shown`` the same reduced to the viewer's size. A colour frame as it is."""
+    if is_colour(ds) or shown.ndim != 2 or shown.dtype.kind not in "ui" or shown.dtype.itemsize > 2:
+        return {"default": render(ds, shown, "default")}
+    own = sampled_window(ds, whole)
     windows = {"default": own}
     # a preset equal to the instance's own window is left out: the default view shows it
     windows.update((n, CT_PRESETS[n]) for n in names if n != "default"
                    and (CT_PRESETS[n].center, CT_PRESETS[n].width) != (own.center, own.width))
-    index = np.ascontiguousarray(frame).view(np.dtype(f"u{frame.dtype.itemsize}"))
-    return {n: Image.fromarray(np.take(_lut(ds, frame.dtype, w), index), "L") for n, w in windows.items()}
+    index = np.ascontiguousarray(shown).view(np.dtype(f"u{shown.dtype.itemsize}"))
+    return {n: Image.fromarray(np.take(_lut(ds, shown.dtype, w), index), "L") for n, w in windows.items()}
+
+
+_scratch = threading.local()
+
+
+def _jpeg(image: Image.Image, quality: int) -> bytes:
+    """The JPEG of one picture. Pillow holds the GIL while it encodes into memory (``BytesIO``) but
+    releases it while it encodes into a file, so each thread encodes into a scratch file of its
+    own: the other download threads run meanwhile."""
+    scratch = getattr(_scratch, "file", None)
+    if scratch is None:
+        scratch = _scratch.file = tempfile.TemporaryFile(prefix="viewer-")
+    scratch.seek(0)
+    image.save(scratch, "JPEG", quality=quality)
+    size = scratch.tell()
+    scratch.seek(0)
+    return scratch.read(size)
 
 
 def _windows(ds) -> tuple[str, ...]:
-    from orthanc_gdpr.pixels.render import is_colour
-
     return CT_WINDOWS if ds.get("Modality") == "CT" and not is_colour(ds) else ("default",)
 
 
 def render_instance(ds, options: ViewerOptions) -> Rendered | None:
     """The viewer's JPEGs of one full dataset, or None when it has no picture we can decode."""
-    from orthanc_gdpr.pixels.render import frames
-
     if "PixelData" not in ds:
         return None
     try:
@@ -124,11 +135,9 @@ def render_instance(ds, options: ViewerOptions) -> Rendered | None:
     for f in shown:
         frame = pixels[f, ::factor, ::factor] if factor > 1 else pixels[f]
         out = {}
-        for w, img in _pictures(ds, frame, windows).items():
+        for w, img in _pictures(ds, pixels[f], frame, windows).items():
             width, height = img.size
-            buf = io.BytesIO()
-            img.save(buf, "JPEG", quality=options.quality)
-            out[w] = buf.getvalue()
+            out[w] = _jpeg(img, options.quality)
         jpegs.append(out)
     return Rendered(count, shown, tuple(jpegs[0]) if jpegs else (), jpegs, width, height)
 

@@ -13,7 +13,7 @@ import io
 import numpy.ma  # noqa: F401 - np.percentile imports it on first use: at start-up, not in a request
 from PIL import Image, ImageDraw
 
-from orthanc_gdpr.pixels.render import CT_PRESETS, choose_window, frames, modality_values, render
+from orthanc_gdpr.pixels.render import CT_PRESETS, frames, render, sampled_window
 
 from .inspection import Inspected
 
@@ -54,10 +54,7 @@ def render_picture(inspected: Inspected, side: str, frame: int = 0, window: str 
     if pixels.ndim == 2:  # grey: the original frame's window for both sides
         chosen = inspected.pictures.get(("window", index, window))
         if chosen is None:
-            # An automatic window needs percentiles: every 4th pixel each way gives the same
-            # window at a 16th of the cost.
-            reference = _frames(inspected, "before")[index][::4, ::4]
-            chosen = choose_window(inspected.original, modality_values(inspected.original, reference), window)
+            chosen = sampled_window(inspected.original, _frames(inspected, "before")[index], window)
             inspected.pictures[("window", index, window)] = chosen
     image = render(ds, pixels, chosen)
     boxes = (inspected.report.pixels or {}).get("boxes", []) if inspected.report is not None else []

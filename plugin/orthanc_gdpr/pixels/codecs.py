@@ -65,6 +65,38 @@ def decode(ds: Dataset) -> np.ndarray:
     return arr if frames > 1 else arr[None, ...]
 
 
+def native_grey(ds: Dataset) -> np.ndarray | None:
+    """The frames of uncompressed little-endian grey Pixel Data (8 or 16 bits allocated) as
+    :func:`decode` gives them, read without a decoder: ``(frames, rows, columns)``, the bits above
+    Bits Stored cleared (sign-extended for signed data). Read-only: a view of Pixel Data where no
+    bit needs clearing. None for anything else, which :func:`decode` handles.
+
+    For display, where pydicom's general path costs more interpreter time than the pixels do
+    (0.3 ms of a 512x512 slice's 0.4 ms)."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax not in NATIVE or syntax == ExplicitVRBigEndian or "PixelData" not in ds:
+        return None
+    if int(ds.get("SamplesPerPixel", 1)) != 1 or ds.get("PhotometricInterpretation") not in ("MONOCHROME1", "MONOCHROME2"):
+        return None
+    allocated, stored = int(ds.get("BitsAllocated", 0)), int(ds.get("BitsStored", 0))
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    if allocated not in (8, 16) or not 1 <= stored <= allocated:
+        return None
+    count, rows, columns = int(ds.get("NumberOfFrames") or 1), int(ds.Rows), int(ds.Columns)
+    data = ds.PixelData
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{allocated // 8}")
+    if len(data) < count * rows * columns * dtype.itemsize:
+        return None
+    arr = np.frombuffer(data, dtype, count * rows * columns).reshape(count, rows, columns)
+    if stored == allocated:
+        return arr
+    unused = allocated - stored
+    if signed:
+        return (arr << unused) >> unused  # arithmetic shift: the sign bit of Bits Stored extended
+    return arr & ((1 << stored) - 1)
+
+
 def _photometric(ds: Dataset) -> str:
     pi = str(ds.PhotometricInterpretation)
     return "RGB" if int(ds.SamplesPerPixel) == 3 else pi
