@@ -81,12 +81,13 @@ def _lut(ds, dtype, window) -> np.ndarray:
     return table
 
 
-def _pictures(ds, whole, shown, names: tuple[str, ...]) -> dict[str, Image.Image]:
-    """PIL images of one frame in each named window: ``whole`` is the decoded frame (its default
-    window is read from it), ``shown`` the same reduced to the viewer's size. A colour frame as it is."""
+def _pictures(ds, frame, names: tuple[str, ...], factor: int = 1) -> dict[str, Image.Image]:
+    """PIL images of one decoded frame, every ``factor``-th pixel each way, in each named window;
+    a colour frame as it is."""
+    shown = frame[::factor, ::factor] if factor > 1 else frame
     if is_colour(ds) or shown.ndim != 2 or shown.dtype.kind not in "ui" or shown.dtype.itemsize > 2:
         return {"default": render(ds, shown, "default")}
-    own = sampled_window(ds, whole)
+    own = sampled_window(ds, frame)
     windows = {"default": own}
     # a preset equal to the instance's own window is left out: the default view shows it
     windows.update((n, CT_PRESETS[n]) for n in names if n != "default"
@@ -133,9 +134,8 @@ def render_instance(ds, options: ViewerOptions) -> Rendered | None:
     jpegs = []
     width = height = 0
     for f in shown:
-        frame = pixels[f, ::factor, ::factor] if factor > 1 else pixels[f]
         out = {}
-        for w, img in _pictures(ds, pixels[f], frame, windows).items():
+        for w, img in _pictures(ds, pixels[f], windows, factor).items():
             width, height = img.size
             out[w] = _jpeg(img, options.quality)
         jpegs.append(out)
