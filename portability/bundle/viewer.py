@@ -102,7 +102,8 @@ _scratch = threading.local()
 def _jpeg(image: Image.Image, quality: int) -> bytes:
     """The JPEG of one picture. Pillow holds the GIL while it encodes into memory (``BytesIO``) but
     releases it while it encodes into a file, so each thread encodes into a scratch file of its
-    own: the other download threads run meanwhile."""
+    own and the other download threads run meanwhile. The file has no name (owner-only, removed
+    when it is created) and each picture overwrites the one before."""
     scratch = getattr(_scratch, "file", None)
     if scratch is None:
         scratch = _scratch.file = tempfile.TemporaryFile(prefix="viewer-")
