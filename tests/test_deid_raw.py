@@ -96,7 +96,8 @@ def _synthetic() -> list[tuple[str, bytes]]:
 
     ds = make_instance(charset="ISO_IR 100", patient_id="PID\x1b(B4711")  # an escape in a single-byte set
     ds.OtherPatientIDs = "PID\x1b(B4711"
-    ds.StudyComments = "PID\x1b(B4711 seen"
+    ds.StudyComments = "knee\x1b(B follow-up"  # cleaned and kept by clean-descriptors: decoded
+    ds.SeriesDescription = "KNEE\x1b(B AXIAL"
     ds.InstitutionalDepartmentName = "Radiology \x1b(B 2"
     cases.append(("escape sequences in a single-byte character set", ds))
 

@@ -815,6 +815,8 @@ class _Instance:
         if pad is None:
             return el.vr == "US" and el.end - el.start == 2
         raw = self._raw(el)
+        if b"\x1b" in raw:  # pydicom decodes escape sequences: the value is not the bytes as read
+            return False
         stripped = raw.rstrip(b" \0")
         if len(stripped) % 2:
             stripped += pad
