@@ -10,8 +10,9 @@ import sys
 import pytest
 
 from corpus import make_instance, sample_file, to_bytes
-from orthanc_gdpr.deid import DeidentificationError, Deidentifier, Keyring, load_profile
-from orthanc_gdpr.deid.parallel import FetchError, Source, WorkerPool, outcome
+from orthanc_gdpr.deid import DeidentificationError, Deidentifier, Keyring, deidentify_tree, files, load_profile
+from orthanc_gdpr.deid.parallel import FetchError, Source, WorkerPool, _serve, outcome
+from orthanc_gdpr.pixels import cores
 
 KEY = b"parallel-test-key-0123456789abcd"
 
@@ -148,3 +149,36 @@ def test_a_wrong_token_is_refused_and_a_dead_fetching_worker_fails_closed(store)
     finally:
         pool.close()
     assert "wrong" not in repr(pool.source)
+
+
+# ------------------------------------------------------- threads: pool workers share the cores
+
+
+def _threads_of_this_worker(item: tuple[int, str, bool]) -> files.Outcome:
+    return item[0], "held", f"threads {cores.threads()}"
+
+
+def test_deidentify_workers_each_take_their_share_of_the_cores(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)  # inherited by the forked workers
+    monkeypatch.setattr(files, "_process", _threads_of_this_worker)  # what each worker would run with
+    for i in range(8):
+        (tmp_path / f"{i}.dcm").write_bytes(b"")
+    try:
+        seen = {workers: {h["error"] for h in deidentify_tree([tmp_path], tmp_path / "out", load_profile("basic"),
+                                                               KEY, workers=workers).held_back}
+                for workers in (2, 1)}
+    finally:
+        cores.share_cores(1)
+    assert seen == {2: {"threads 2"}, 1: {"threads 4"}}  # 4 cores: two workers of 2, or one caller with 4
+
+
+def test_plugin_workers_take_their_share_of_the_cores(monkeypatch):
+    import multiprocessing
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    ours, theirs = multiprocessing.Pipe()
+    ours.close()  # the worker reads EOF at once: it only sets itself up
+    try:
+        _serve(theirs, [load_profile("basic")], KEY, None, workers=2)
+        assert cores.threads() == 1
+    finally:
+        cores.share_cores(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from orthanc_gdpr.pixels import (  # noqa: E402
     is_report_bearing,
 )
 from orthanc_gdpr.deid import DeidentificationError, Deidentifier, Keyring, deidentify_bytes, load_profile  # noqa: E402
-from orthanc_gdpr.pixels import model_graph, text_detection  # noqa: E402
+from orthanc_gdpr.pixels import cores, model_graph, text_detection  # noqa: E402
 from orthanc_gdpr.pixels.codecs import decode  # noqa: E402
 from orthanc_gdpr.pixels.masks import _parse  # noqa: E402
 from orthanc_gdpr.pixels.previews import TEXT_REGION_COLOUR, previews  # noqa: E402
@@ -221,6 +222,21 @@ def test_every_modality_is_checked_unless_narrowed_and_burned_in_annotation_is_n
     case.ds.BurnedInAnnotation = "YES"
     forced = clean_pixel_data(case.ds, masks=NO_RULES, modalities=frozenset({"US"}))
     assert forced.text_region_count == report.text_region_count
+
+
+def test_a_pool_worker_runs_the_models_on_its_share_of_the_cores(monkeypatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    try:
+        cores.share_cores(2)  # one of two workers on two cores: one intra-op thread per session
+        models = text_detection.load_models()
+        assert models.threads == 1
+        assert {s.get_session_options().intra_op_num_threads for s in (models.detector, models.recognizer)} == {1}
+        cores.share_cores(1)  # a single caller: the models are loaded again, on both cores
+        again = text_detection.load_models()
+        assert {s.get_session_options().intra_op_num_threads for s in (again.detector, again.recognizer)} == {2}
+    finally:
+        cores.share_cores(1)
+        text_detection.unload_models()
 
 
 def test_a_model_that_cannot_load_holds_the_instance_back(tmp_path: Path, monkeypatch) -> None:

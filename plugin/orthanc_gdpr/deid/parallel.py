@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ..pixels.cores import share_cores
 from .engine import Deidentifier, DeidentificationError, InstanceDropped
 from .files import deidentify_bytes, deidentify_raw, output_path, quiet_pydicom
 from .keys import Keyring
@@ -99,11 +100,12 @@ class _Fetcher:
         raise AssertionError("unreachable")
 
 
-def _serve(conn, profiles: list[Profile], key: bytes, source: Source | None = None) -> None:
-    """A worker process: answer ("data", profile, DICOM bytes) or ("fetch", profile, instance ID)
-    with an outcome, until EOF. A written instance's bytes follow its header as a raw message
-    (no pickling of the payload)."""
+def _serve(conn, profiles: list[Profile], key: bytes, source: Source | None, workers: int) -> None:
+    """A worker process, one of ``workers``: answer ("data", profile, DICOM bytes) or ("fetch",
+    profile, instance ID) with an outcome, until EOF. A written instance's bytes follow its header
+    as a raw message (no pickling of the payload)."""
     quiet_pydicom()
+    share_cores(workers)
     keyring = Keyring(key)
     engines = {p.name: Deidentifier(p, keyring) for p in profiles}
     fetcher = _Fetcher(source) if source is not None else None
@@ -157,7 +159,7 @@ class WorkerPool:
         self._context = multiprocessing.get_context("spawn")
         if python:
             self._context.set_executable(python)
-        self._args = (profiles, key, source)
+        self._args = (profiles, key, source, workers)
         self.source = source
         self._lock = threading.Lock()
         self._workers: list[tuple] = [self._start() for _ in range(workers)]

@@ -18,7 +18,6 @@ Plain Python (numpy, pydicom, Pillow, scipy, onnxruntime): nothing here imports 
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
+from . import cores
 from .codecs import CodecError, black_value, decode, encode
 from .graphics import GraphicsReport, OverlayOutcome, clean_graphics, clean_overlays
 from .masks import Box, MaskRuleError, MaskRules
@@ -129,13 +129,14 @@ def _add_method_code(ds: Dataset) -> None:
 
 
 def _find_text(ds: Dataset, frames: np.ndarray) -> tuple[list[Box], dict[str, Any]]:
-    """The text regions of the images of :func:`_text_images` (read in parallel), and how they
+    """The text regions of the images of :func:`_text_images` (read in parallel, on this process's
+    share of the cores), and how they
     were found (method, model version, counts, milliseconds)."""
     from .text_detection import METHOD, TextDetectionError, find_text_regions
     start = time.perf_counter()
     images = _text_images(ds, frames)
     try:
-        with ThreadPoolExecutor(max_workers=min(len(images), os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=min(len(images), cores.threads())) as pool:
             findings = list(pool.map(find_text_regions, images))
     except TextDetectionError as exc:
         raise PixelCleaningError(f"text detection: {exc}") from exc

@@ -4,8 +4,8 @@ The models are PaddleOCR's PP-OCRv4 *detection* (a DB, differentiable-binarizati
 *recognition* (a CTC line reader) networks in ONNX form, as shipped inside the
 ``rapidocr-onnxruntime`` wheel (Apache-2.0). They are read from the installed package (or from
 the directory named by ``ORTHANC_GDPR_TEXT_MODELS``), their graphs fused in memory
-(:mod:`.model_graph`: the same arithmetic, fewer nodes), and run on ``onnxruntime`` on the CPU;
-nothing is fetched at run time. The package's own Python code (which needs OpenCV) is not used.
+(:mod:`.model_graph`: the same arithmetic, fewer nodes), and run on ``onnxruntime`` on the CPU,
+on this process's share of the cores (:mod:`.cores`); nothing is fetched at run time. The package's own Python code (which needs OpenCV) is not used.
 
 For one image (grey of any bit depth, or RGB, as a person would see it):
 
@@ -44,6 +44,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
+from . import cores
 from .masks import Box
 from .model_graph import DESCRIPTION as FUSION
 from .model_graph import fused
@@ -128,6 +129,7 @@ class _Models:
     recognizer: object
     characters: tuple[str, ...]
     version: str
+    threads: int
 
 
 _lock = threading.Lock()
@@ -145,11 +147,12 @@ def _model_dir() -> tuple[Path, str]:
     return Path(str(dist.locate_file("rapidocr_onnxruntime/models"))), f"{MODEL_PACKAGE} {dist.version}"
 
 
-def _session(path: Path):
-    """An onnxruntime session for the model file at ``path``, its graph fused (:mod:`.model_graph`)."""
+def _session(path: Path, threads: int):
+    """An onnxruntime session for the model file at ``path``, its graph fused (:mod:`.model_graph`),
+    running on ``threads`` intra-op threads."""
     import onnxruntime as ort
     options = ort.SessionOptions()
-    options.intra_op_num_threads = min(4, os.cpu_count() or 1)
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     # threads sleep instead of spinning between runs: the CPU goes to decoding and other workers
@@ -162,20 +165,22 @@ def _sha(path: Path) -> str:
 
 
 def load_models() -> _Models:
-    """The detection and recognition sessions, loaded once per process (thread-safe)."""
+    """The detection and recognition sessions, loaded once per process (thread-safe), and again
+    when the process's share of the cores changes (:func:`.cores.share_cores`)."""
     global _loaded
     with _lock:
-        if _loaded is None:
+        threads = cores.threads()
+        if _loaded is None or _loaded.threads != threads:
             directory, origin = _model_dir()
             det_path, rec_path = directory / DETECTION_MODEL, directory / RECOGNITION_MODEL
             try:
-                detector, recognizer = _session(det_path), _session(rec_path)
+                detector, recognizer = _session(det_path, threads), _session(rec_path, threads)
                 vocabulary = recognizer.get_modelmeta().custom_metadata_map["character"].splitlines()
                 version = (f"PP-OCRv4 det {_sha(det_path)} + rec {_sha(rec_path)} ({origin}, "
                            f"onnxruntime {_ort_version()}, {FUSION})")
             except Exception as exc:  # onnxruntime raises its own types for missing/corrupt files
                 raise ModelUnavailable(f"text detection model cannot be loaded: {type(exc).__name__}") from exc
-            _loaded = _Models(detector, recognizer, ("",) + tuple(vocabulary) + (" ",), version)
+            _loaded = _Models(detector, recognizer, ("",) + tuple(vocabulary) + (" ",), version, threads)
         return _loaded
 
 
