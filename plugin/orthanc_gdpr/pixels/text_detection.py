@@ -5,7 +5,8 @@ The models are PaddleOCR's PP-OCRv4 *detection* (a DB, differentiable-binarizati
 ``rapidocr-onnxruntime`` wheel (Apache-2.0). They are read from the installed package (or from
 the directory named by ``ORTHANC_GDPR_TEXT_MODELS``), their graphs fused in memory
 (:mod:`.model_graph`: the same arithmetic, fewer nodes), and run on ``onnxruntime`` on the CPU,
-on this process's share of the cores (:mod:`.cores`); nothing is fetched at run time. The package's own Python code (which needs OpenCV) is not used.
+on this process's share of the cores (:mod:`.cores`); nothing is fetched at run time. The
+package's own Python code (which needs OpenCV) is not used.
 
 For one image (grey of any bit depth, or RGB, as a person would see it):
 
