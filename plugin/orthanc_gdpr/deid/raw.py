@@ -23,16 +23,17 @@ import io
 import struct
 import weakref
 from collections.abc import Callable
+from functools import lru_cache
 
 from pydicom import config
 from pydicom.charset import convert_encodings
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import dictionary_VR, private_dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filereader import _read_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.tag import BaseTag
+from pydicom.tag import _LUT_DESCRIPTOR_TAGS, BaseTag
 
 from . import encoder
 from .cleaning import clean_text
@@ -54,16 +55,28 @@ class NotCovered(Exception):
     """An instance (or a profile) this fast path leaves to the engine."""
 
 
-EXPLICIT_VR_LITTLE_ENDIAN = b"1.2.840.10008.1.2.1"
+EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN = b"1.2.840.10008.1.2.1", b"1.2.840.10008.1.2"
 #: The VRs read here, as they appear in the file: their name, and whether their length is 32-bit.
 _VRS = {vr.encode(): (vr, True) for vr in ("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UR", "UT", "SV", "UV")}
 _VRS.update({vr.encode(): (vr, False) for vr in ("AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
                                                   "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US")})
+_KNOWN_VRS = frozenset(vr for vr, _ in _VRS.values()) | {"US or SS", "US or OW", "US or SS or OW", "OB or OW"}
 #: VRs whose pydicom value is the Latin-1 text with trailing spaces and NULs stripped (split at
 #: backslashes), and which the encoder writes back joined and padded: an element whose raw bytes
 #: already are that padding is written back as read. Value: the padding byte.
 _PADDED = {"AE": b" ", "AS": b" ", "CS": b" ", "DA": b" ", "DT": b" ", "TM": b" ", "UI": b"\0",
            "ST": b" ", "LT": b" ", "UT": b" ", "SH": b" ", "LO": b" ", "UC": b" "}
+#: VRs whose decoded value pydicom writes back as read when the value's length is a multiple
+#: of this (numbers unpacked and packed again, bytes padded to even length). Floats are not
+#: here: a signalling NaN does not come back as read.
+_REPACKED = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "OB": 2, "OW": 2,
+             "US or SS": 2, "US or OW": 2, "US or SS or OW": 2, "OB or OW": 2}
+#: In implicit VR, the VRs whose decoding cannot fail: text in a single-byte character set
+#: (see _DECODERS) and bytes; and the fixed-size numbers, when the length is a multiple of the size.
+_BYTES_VRS = frozenset(("OB", "OW", "OD", "OF", "OL", "OV", "UN"))
+_NUMBER_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8}
+#: The ambiguous dictionary VRs pydicom resolves from the data set (PixelRepresentation, ...).
+_AMBIGUOUS = _KNOWN_VRS - {vr for vr, _ in _VRS.values()}
 #: Of those, the VRs pydicom strips per value (so "A \\B" does not come back as read).
 _PER_VALUE = frozenset(("SH", "LO", "UC"))
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -109,11 +122,27 @@ class _Item:
         self.elements, self.undefined = elements, undefined
 
 
-class _Reader:
-    """Explicit VR Little Endian element stream of one file."""
+@lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str | None:
+    """The VR pydicom gives a standard element read in implicit VR (None: not in the dictionary)."""
+    if not tag & 0xFFFF:
+        return "UL"  # a group length
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return None
+    return vr if vr in _KNOWN_VRS else None
 
-    def __init__(self, data):
-        self.data = data
+
+class _Reader:
+    """Little endian element stream of one file, Explicit VR or (``implicit``) Implicit VR.
+
+    In implicit VR the VR of a standard element is its dictionary VR, as pydicom gives it; a
+    private creator's is LO; other private elements get theirs (``None`` here) when the engine
+    would resolve them (:meth:`_Instance._resolve`)."""
+
+    def __init__(self, data, implicit: bool = False):
+        self.data, self.implicit = data, implicit
 
     def elements(self, pos: int, end: int | None, depth: int, stop: int = 0x100000000, groups: range = range(8, 0xFFFE)
                  ) -> tuple[dict[int, _El], int]:
@@ -139,15 +168,19 @@ class _Reader:
             if tag <= previous or group not in groups or (depth and tag == _SPECIFIC_CHARACTER_SET):
                 raise NotCovered("element out of order or out of place")
             previous = tag
-            vr, long = _VRS.get(code, (None, False))
-            if vr is None:
-                raise NotCovered("UN or unknown VR")
-            if not long:
-                start = pos + 8
-            elif pos + 12 > limit or length != 0:  # the reserved 2 bytes
-                raise NotCovered("long element header")
+            if self.implicit:
+                start, length = pos + 8, _u32(data, pos + 4)[0]
+                vr = self._implicit_vr(tag, start, length, limit)
             else:
-                start, length = pos + 12, _u32(data, pos + 8)[0]
+                vr, long = _VRS.get(code, (None, False))
+                if vr is None:
+                    raise NotCovered("UN or unknown VR")
+                if not long:
+                    start = pos + 8
+                elif pos + 12 > limit or length != 0:  # the reserved 2 bytes
+                    raise NotCovered("long element header")
+                else:
+                    start, length = pos + 12, _u32(data, pos + 8)[0]
             if vr == "SQ":
                 items, after = self.sequence(start, length, depth + 1)
                 found[tag] = _El(tag, vr, pos, start, after, length == _UNDEFINED, items)
@@ -160,6 +193,21 @@ class _Reader:
         if end is None or pos != end:
             raise NotCovered("data ends inside an element or an item")
         return found, pos
+
+    def _implicit_vr(self, tag: int, start: int, length: int, limit: int) -> str | None:
+        """The VR pydicom reads an implicit VR element with: see the class. Elements of
+        undefined length are covered as sequences only (dictionary SQ, or made of items)."""
+        if tag >> 16 & 1:
+            vr = "LO" if 0x10 <= tag & 0xFFFF <= 0xFF else None
+        else:
+            vr = _dictionary_vr(tag)
+            if vr is None:
+                raise NotCovered("a standard element not in the dictionary, or of a VR not covered")
+        if length != _UNDEFINED or vr == "SQ":
+            return vr
+        if vr is None and start + 4 <= limit and _u32(self.data, start)[0] == _ITEM:
+            return "SQ"  # pydicom reads an unknown element of undefined length made of items as one
+        raise NotCovered("undefined length that is not a sequence")
 
     def sequence(self, pos: int, length: int, depth: int) -> tuple[list[_Item], int]:
         if depth > MAX_SEQUENCE_DEPTH:
@@ -268,16 +316,16 @@ _ENCODED: dict[tuple, bytes] = {}
 NO_ITEMS, ONE_EMPTY_ITEM = object(), object()
 
 
-def _encoded(tag: int, vr: str, value, encodings: list[str]) -> bytes:
+def _encoded(tag: int, vr: str, value, encodings: list[str], implicit: bool) -> bytes:
     """The element the engine writes after ``elem.value = value`` (or a new DataElement)."""
     cached = type(value) in (str, int, float, bytes, type(None)) or value is NO_ITEMS or value is ONE_EMPTY_ITEM
-    key = (tag, vr, value, tuple(encodings)) if cached else None
+    key = (tag, vr, value, tuple(encodings), implicit) if cached else None
     data = _ENCODED.get(key) if key is not None else None
     if data is None:
         if value is NO_ITEMS or value is ONE_EMPTY_ITEM:
             value = Sequence() if value is NO_ITEMS else Sequence([Dataset()])
         out = bytearray()
-        encoder._element(tag, DataElement(tag, vr, value), False, encodings, out)
+        encoder._element(tag, DataElement(tag, vr, value), implicit, encodings, out)
         data = bytes(out)
         if key is not None:
             if len(_ENCODED) > 4096:
@@ -361,16 +409,17 @@ class RawResult:
 
 class _Compiled:
     """What is the same for every instance of one engine: the encoded elements engine.mark()
-    adds, and which top-level elements are identifier sources."""
+    adds (by implicit VR or not), and which top-level elements are identifier sources."""
 
     def __init__(self, engine: Deidentifier):
         ds = Dataset()
         mark(ds, engine)
-        self.marks: list[tuple[int, bytes]] = []
-        for tag in sorted(ds.keys()):
-            out = bytearray()
-            encoder._element(tag, ds[tag], False, DEFAULT_ENCODINGS, out)
-            self.marks.append((int(tag), bytes(out)))
+        self.marks: dict[bool, list[tuple[int, bytes]]] = {False: [], True: []}
+        for implicit, marks in self.marks.items():
+            for tag in sorted(ds.keys()):
+                out = bytearray()
+                encoder._element(tag, ds[tag], implicit, DEFAULT_ENCODINGS, out)
+                marks.append((int(tag), bytes(out)))
         self._lookup = engine.table.lookup
         self._sources: dict[tuple[int, str], bool] = {}
 
@@ -396,20 +445,23 @@ def deidentify(engine: Deidentifier, data) -> RawResult:
         raise NotCovered("pydicom set to raise on odd values or to convert values")
     if len(data) < 140 or data[128:132] != b"DICM":
         raise NotCovered("no Part 10 preamble")
-    reader = _Reader(data)
-    meta, pos = reader.elements(132, len(data), 0, stop=0x00030000, groups=range(2, 3))
+    meta, pos = _Reader(data).elements(132, len(data), 0, stop=0x00030000, groups=range(2, 3))
     syntax = meta.get(0x00020010)
-    if syntax is None or bytes(data[syntax.start:syntax.end]).rstrip(b"\0 ") != EXPLICIT_VR_LITTLE_ENDIAN:
-        raise NotCovered("not Explicit VR Little Endian")
-    elements, pixel_start = reader.elements(pos, len(data), 0, stop=0x7FE00000)
+    syntax = None if syntax is None else bytes(data[syntax.start:syntax.end]).rstrip(b"\0 ")
+    if syntax not in (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN):
+        raise NotCovered("neither Explicit nor Implicit VR Little Endian")
+    implicit = syntax == IMPLICIT_VR_LITTLE_ENDIAN
+    if implicit and pos + 6 <= len(data) and all(0x40 < b < 0x5B for b in data[pos + 4:pos + 6]):
+        raise NotCovered("a data set pydicom reads as explicit VR")  # filereader._is_implicit_vr
+    elements, pixel_start = _Reader(data, implicit).elements(pos, len(data), 0, stop=0x7FE00000)
     tail = memoryview(data)[pixel_start:]
-    pixels = trailing_pixel_length(tail, False)
+    pixels = trailing_pixel_length(tail, implicit)
     if not pixels:
         raise NotCovered("no trailing native Pixel Data")
     compiled = _compiled.get(engine)
     if compiled is None:
         compiled = _compiled[engine] = _Compiled(engine)
-    instance = _Instance(engine, data, elements)
+    instance = _Instance(engine, data, elements, implicit)
     head = instance.run(meta, pos, compiled)
     return RawResult(head, tail[:pixels], instance.report, instance.final(_STUDY_UID, "study"),
                      instance.final(_SERIES_UID, "series"))
@@ -418,8 +470,8 @@ def deidentify(engine: Deidentifier, data) -> RawResult:
 class _Instance:
     """The engine's _Instance, on raw elements (method for method; see engine.py)."""
 
-    def __init__(self, engine: Deidentifier, data, elements: dict[int, _El]):
-        self.engine, self.data, self.elements = engine, data, elements
+    def __init__(self, engine: Deidentifier, data, elements: dict[int, _El], implicit: bool):
+        self.engine, self.data, self.elements, self.implicit = engine, data, elements, implicit
         self.report = InstanceReport()
         self.identifiers = Identifiers()
         self.removed = RemovedValues()
@@ -437,13 +489,56 @@ class _Instance:
         return bytes(self.data[el.start:el.end])
 
     def _convert(self, el: _El) -> DataElement:
-        """pydicom's decoding of a raw element (what ``Dataset.__getitem__`` does for one read
-        in explicit VR: no VR to look up, none ambiguous)."""
+        """pydicom's decoding of a raw element (what ``Dataset.__getitem__`` does, with the VR
+        the file states or, in implicit VR, the one :meth:`_resolve` found; never an ambiguous
+        one). A value pydicom refuses is not covered."""
         if el.elem is None:
-            raw = RawDataElement(BaseTag(el.tag), el.vr, el.end - el.start, self._raw(el), el.start, False, True)
+            if el.vr in _AMBIGUOUS:
+                raise NotCovered("a value of ambiguous VR read")
+            raw = RawDataElement(BaseTag(el.tag), el.vr, el.end - el.start, self._raw(el), el.start, self.implicit,
+                                 True)
             encodings = self.encodings if el.tag != _SPECIFIC_CHARACTER_SET else DEFAULT_ENCODINGS
-            el.elem = convert_raw_data_element(raw, encoding=encodings)
+            try:
+                el.elem = convert_raw_data_element(raw, encoding=encodings)
+            except Exception:
+                raise NotCovered("a value pydicom cannot decode") from None
         return el.elem
+
+    def _resolve(self, el: _El, elements: dict[int, _El]) -> None:
+        """engine._vr in implicit VR: pydicom decodes the element to learn its VR (written
+        back from its decoded value from then on). The VR of a private element comes from the
+        private dictionary, by its creator; one pydicom would fail to decode is not covered."""
+        if el.vr is None:
+            el.vr = self._private_vr(el.tag, elements)
+        vr = el.vr
+        if vr == "SQ":
+            if el.items is None:
+                raise NotCovered("a private sequence of defined length")
+            return
+        if el.fate == KEEP:
+            el.fate = DECODED
+        if vr in _DECODERS or vr in _BYTES_VRS:
+            return
+        size = _NUMBER_SIZES.get(vr) or _REPACKED.get(vr)
+        if size is not None:
+            if (el.end - el.start) % size or el.tag in _LUT_DESCRIPTOR_TAGS:
+                raise NotCovered("a number of odd length, or a LUT descriptor")
+            return
+        self._convert(el)  # DS, IS...: pydicom may refuse the value
+
+    def _private_vr(self, tag: int, elements: dict[int, _El]) -> str:
+        """hooks._private_vr_for_tag: the private dictionary's VR, or UN."""
+        if tag & 0xFF00:
+            creator = elements.get((tag >> 16) << 16 | (tag >> 8) & 0xFF)
+            name = self._value(creator) if creator is not None else ""
+            if name:
+                if not isinstance(name, str):
+                    raise NotCovered("a private creator with more than one value")
+                try:
+                    return private_dictionary_VR(tag, name)
+                except KeyError:
+                    pass
+        return "UN"
 
     def _value(self, el: _El, reads: bool = True):
         """The element's value as pydicom decodes it (the engine's ``dataset[tag].value``).
@@ -502,7 +597,7 @@ class _Instance:
         self._safety_net()
         if _PIXEL_REPRESENTATION in elements:  # pydicom reads it when mark() adds a sequence
             self._value(elements[_PIXEL_REPRESENTATION])
-        return self._encode(meta, meta_end, compiled.marks)
+        return self._encode(meta, meta_end, compiled.marks[self.implicit])
 
     def _report_policy(self) -> None:
         """engine.report_policy, for the instances it keeps without reading sequences."""
@@ -519,6 +614,8 @@ class _Instance:
 
     def _collect_identifiers(self, compiled: _Compiled) -> None:
         for tag, el in self.elements.items():
+            if self.implicit:
+                self._resolve(el, self.elements)
             if compiled.is_identifier_source(tag, el.vr):
                 collect_identifier(self.identifiers, tag, el.vr, self._value(el))
 
@@ -535,7 +632,7 @@ class _Instance:
                 else:
                     self._private(elements, el, path)
             else:
-                self._standard(el, path, depth, clean, stack)
+                self._standard(el, elements, path, depth, clean, stack)
         for el in creators.values():
             el.fate = DROP  # no private block is kept here (see _private)
         pixel_representation = elements.get(_PIXEL_REPRESENTATION)
@@ -561,14 +658,20 @@ class _Instance:
         el.fate = DROP
         self.report.add(f"{path}({group:04X},{tag & 0xFFFF:04X})", "X", self.engine.table.private.describe())
 
-    def _standard(self, el: _El, path: str, depth: int, clean: bool, stack: list) -> None:
-        tag, vr = el.tag, el.vr
+    def _standard(self, el: _El, elements: dict[int, _El], path: str, depth: int, clean: bool, stack: list
+                  ) -> None:
+        tag = el.tag
+        if self.implicit:
+            self._resolve(el, elements)
+        vr = el.vr
         rule = self.exact.get(tag) or self.engine.table.lookup(tag)
         here = path + _label(tag)
         if rule is None:
             self._unlisted(el, here, depth, clean, stack)
             return
         action = rule.action
+        if vr in _AMBIGUOUS and action not in ("K", "X"):
+            raise NotCovered("an action on a value of ambiguous VR")
         if action == "K":
             self._keep(el, here, depth, clean, stack, rule)
             return
@@ -612,6 +715,8 @@ class _Instance:
             while items:
                 item = items.pop()
                 for inner, inner_el in item.elements.items():
+                    if self.implicit:
+                        self._resolve(inner_el, item.elements)
                     if inner_el.vr == "SQ":
                         items.extend(inner_el.items)
                     elif inner_el.vr in REMOVED_TEXT_VRS and not inner >> 16 & 1:
@@ -638,8 +743,10 @@ class _Instance:
         if vr == "SQ":
             self._recurse(el, here, depth, clean, stack)
             return
-        if el.end == el.start:
-            return
+        if vr not in SCANNED_VRS and vr not in ("UI", "DA", "DT"):
+            return  # numbers, codes, binary values: kept as read
+        if not (el.end > el.start if el.fate == KEEP else self._value(el, reads=False)):
+            return  # the engine's get_item(tag).value: raw bytes, or the value once decoded
         if vr in SCANNED_VRS and not clean:
             self.kept_text.append((el, here))
             if vr in ("ST", "LT", "UT", "UC"):
@@ -762,7 +869,10 @@ class _Instance:
             raise NotCovered("more than one SOP Instance UID")
         sop_class = top.get("SOPClassUID")
         out = bytearray(_file_meta(self.data, meta, meta_end, new_sop, sop_class))
-        self._write(self.elements, out, marks)
+        try:
+            self._write(self.elements, out, marks)
+        except encoder.Unsupported:
+            raise NotCovered("a value the encoder leaves to pydicom") from None
         report.sop_class_uid = str(sop_class) if sop_class is not None else ""
         report.sop_instance_uid = str(new_sop)
         report.patient_pseudonym = self.engine.pseudonyms.patient_id(self.identity)
@@ -776,7 +886,7 @@ class _Instance:
         return str(self._current(el, reads=False))
 
     def _write(self, elements: dict[int, _El], out: bytearray, extra: list[tuple[int, bytes]] = ()) -> None:
-        data, encodings = self.data, self.encodings
+        data, encodings, implicit = self.data, self.encodings, self.implicit
         pending = list(extra)
         for tag, el in elements.items():
             while pending and pending[0][0] < tag:
@@ -794,9 +904,9 @@ class _Instance:
                 else:
                     _pack_into_ul(out, body - 4, len(out) - body)
             elif fate == NEW:
-                out += _encoded(tag, el.vr, el.new, encodings)
+                out += _encoded(tag, el.vr, el.new, encodings, implicit)
             elif fate == DECODED:
-                encoder._element(tag, self._convert(el), False, encodings, out)
+                encoder._element(tag, self._convert(el), implicit, encodings, out)
         for _, chunk in pending:
             out += chunk
 
@@ -813,7 +923,8 @@ class _Instance:
         """True when pydicom's decoded value encodes back to the bytes as read."""
         pad = _PADDED.get(el.vr)
         if pad is None:
-            return el.vr == "US" and el.end - el.start == 2
+            size = _REPACKED.get(el.vr)
+            return size is not None and not (el.end - el.start) % size and el.tag not in _LUT_DESCRIPTOR_TAGS
         raw = self._raw(el)
         if b"\x1b" in raw:  # pydicom decodes escape sequences: the value is not the bytes as read
             return False
