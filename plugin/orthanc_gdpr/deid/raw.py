@@ -170,7 +170,7 @@ class _Reader:
             previous = tag
             if self.implicit:
                 start, length = pos + 8, _u32(data, pos + 4)[0]
-                vr = self._implicit_vr(tag, start, length, limit)
+                vr = self._implicit_vr(tag, start, length)
             else:
                 vr, long = _VRS.get(code, (None, False))
                 if vr is None:
@@ -194,7 +194,7 @@ class _Reader:
             raise NotCovered("data ends inside an element or an item")
         return found, pos
 
-    def _implicit_vr(self, tag: int, start: int, length: int, limit: int) -> str | None:
+    def _implicit_vr(self, tag: int, start: int, length: int) -> str | None:
         """The VR pydicom reads an implicit VR element with: see the class. Elements of
         undefined length are covered as sequences only (dictionary SQ, or made of items)."""
         if tag >> 16 & 1:
@@ -205,7 +205,7 @@ class _Reader:
                 raise NotCovered("a standard element not in the dictionary, or of a VR not covered")
         if length != _UNDEFINED or vr == "SQ":
             return vr
-        if vr is None and start + 4 <= limit and _u32(self.data, start)[0] == _ITEM:
+        if vr is None and bytes(self.data[start:start + 4]) == encoder._ITEM[:4]:
             return "SQ"  # pydicom reads an unknown element of undefined length made of items as one
         raise NotCovered("undefined length that is not a sequence")
 
