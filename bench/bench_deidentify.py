@@ -5,7 +5,7 @@ Run on demand (not part of pytest)::
 
     .venv/bin/python bench/bench_deidentify.py [--instances 1000] [--sizes 128,512] [--runs 3]
                                                [--cache DIR] [--orthanc] [--skip-dicognito]
-                                               [--skip-pixelmed]
+                                               [--skip-pixelmed] [--implicit]
 
 It generates (once, cached) uncompressed CT instances with realistic headers (several patients,
 studies and series, a few sequences, private attributes), 128x128 and 512x512, then times, in
@@ -20,7 +20,10 @@ one round per size:
 (d) with ``--orthanc``: Orthanc's built-in ``POST /studies/{id}/anonymize`` (synchronous) plus
     downloading each new study as a ZIP archive, on a temporary loopback-only Orthanc.
 
-and prints files/s for each, our speed ratio to each, medians over the rounds, and the load
+With ``--implicit`` the instances are written in Implicit VR Little Endian (as most modalities
+send them and Orthanc often stores them) instead of Explicit VR Little Endian.
+
+It prints files/s for each, our speed ratio to each, medians over the rounds, and the load
 average (the machine may be shared: say so next to every figure).
 """
 
@@ -42,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -130,9 +133,9 @@ def _instance(patient: tuple[str, str, str], study: dict, series: dict, number: 
     return ds
 
 
-def generate(directory: Path, count: int, side: int = 512) -> list[Path]:
+def generate(directory: Path, count: int, side: int = 512, implicit: bool = False) -> list[Path]:
     """Write ``count`` CT instances of ``side`` x ``side`` pixels under ``directory`` (reused
-    when already there)."""
+    when already there), in Explicit or (``implicit``) Implicit VR Little Endian."""
     marker = directory / f".complete-{count}"
     if marker.exists():
         return sorted(directory.rglob("*.dcm"))
@@ -156,6 +159,8 @@ def generate(directory: Path, count: int, side: int = 512) -> list[Path]:
                     if written == count:
                         break
                     ds = _instance(patient, study, series, n + 1, pixels[n % len(pixels)])
+                    if implicit:
+                        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
                     ds.save_as(folder / f"{n:04d}.dcm", enforce_file_format=True)
                     written += 1
     marker.touch()
@@ -315,11 +320,12 @@ def main() -> int:
     parser.add_argument("--orthanc", action="store_true", help="also time Orthanc's built-in anonymization (slow)")
     parser.add_argument("--skip-dicognito", action="store_true")
     parser.add_argument("--skip-pixelmed", action="store_true")
+    parser.add_argument("--implicit", action="store_true", help="instances in Implicit VR Little Endian")
     args = parser.parse_args()
     jar = None if args.skip_pixelmed else pixelmed_jar(args.cache)
     for side in (int(s) for s in args.sizes.split(",")):
-        corpus = args.cache / f"ct{side}"
-        files = generate(corpus, args.instances, side)
+        corpus = args.cache / f"ct{side}{'-implicit' if args.implicit else ''}"
+        files = generate(corpus, args.instances, side, args.implicit)
         n = len(files)
         print(f"corpus: {n} CT instances {side}x{side} in {corpus} ({sum(f.stat().st_size for f in files) >> 20} MiB)")
         rounds, loads = [], []
