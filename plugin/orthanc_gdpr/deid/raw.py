@@ -2,19 +2,24 @@
 
 The engine (:mod:`.engine`) works on pydicom data sets and is the reference. For the common
 case this module gives the very same output bytes and report without building them: an Explicit
-VR Little Endian Part 10 file in a single-byte character set, whose trailing native Pixel Data is
-copied verbatim, under a profile without pixel options. It walks the element stream with
-``struct``, decides per tag from the profile's table exactly as the engine does (same rules,
-same walk order, same report), copies the bytes of kept elements, and builds values only for
-what the profile changes (UIDs, dates, pseudonyms, dummies) and what the engine reads (the
-patient's identifiers, the values the safety net hunts). New and changed elements are encoded
-by :mod:`.encoder`, values are decoded by pydicom itself, so both paths share every byte rule.
+or Implicit VR Little Endian Part 10 file in a single-byte character set, whose trailing native
+Pixel Data is copied verbatim, under a profile without pixel options. It walks the element
+stream with ``struct``, decides per tag from the profile's table exactly as the engine does
+(same rules, same walk order, same report), copies the bytes of kept elements, and builds values
+only for what the profile changes (UIDs, dates, pseudonyms, dummies) and what the engine reads
+(the patient's identifiers, the values the safety net hunts). New and changed elements are
+encoded by :mod:`.encoder`, values are decoded by pydicom itself, so both paths share every byte
+rule. In implicit VR the VR is the one pydicom resolves (dictionary, private dictionary by its
+creator, UN, a sequence for an unknown element of undefined length made of items), and every
+element the engine decodes to learn its VR is treated as decoded here too.
 
 Anything else raises :class:`NotCovered` before a byte is written, and the caller runs the
-engine instead: other transfer syntaxes or character sets, UN or unusual elements, private
+engine instead: other transfer syntaxes or character sets, UN or unusual elements (in implicit
+VR: standard elements not in the dictionary, private sequences of defined length, values pydicom
+cannot decode, actions other than keep or remove on an ambiguous VR such as US or SS), private
 attributes the profile keeps, report-bearing objects, any safety-net hit or text that cleaning
 changes, malformed or truncated data. ``tests/test_deid_raw.py`` proves byte and report
-identity with the engine on every corpus file under every shipped profile.
+identity with the engine on every corpus file under every shipped profile, in both encodings.
 """
 
 from __future__ import annotations
@@ -334,6 +339,11 @@ def _encoded(tag: int, vr: str, value, encodings: list[str], implicit: bool) -> 
     return data
 
 
+#: DS and IS values by (VR, bytes as read, pydicom's number settings): whether pydicom writes
+#: back as read what it decodes from them (it keeps each value's string, not always its spaces).
+_NUMBER_STRINGS: dict[tuple, bool] = {}
+
+
 #: File meta groups as written, by (the input's group minus its SOP Instance UID, SOP Class UID,
 #: length of the new SOP Instance UID): the bytes before and after the new UID's value.
 _FILE_META: dict[tuple, tuple[bytes, bytes]] = {}
@@ -524,7 +534,27 @@ class _Instance:
             if (el.end - el.start) % size or el.tag in _LUT_DESCRIPTOR_TAGS:
                 raise NotCovered("a number of odd length, or a LUT descriptor")
             return
-        self._convert(el)  # DS, IS...: pydicom may refuse the value
+        if vr in ("DS", "IS"):
+            self._number_string(el)
+            return
+        self._convert(el)  # FL, FD...: pydicom may refuse the value
+
+    def _number_string(self, el: _El) -> bool:
+        """Whether pydicom decodes a DS or IS value (else: not covered) and writes what it
+        decoded back as read; remembered by value, as many repeat from instance to instance."""
+        key = (el.vr, self._raw(el), config.use_DS_decimal, config.use_DS_numpy, config.use_IS_numpy)
+        same = _NUMBER_STRINGS.get(key)
+        if same is None:
+            try:
+                same = encoder._value(self._convert(el), el.vr, self.implicit, self.encodings) == key[1]
+            except NotCovered:
+                raise
+            except Exception:
+                raise NotCovered("a number string pydicom cannot write back") from None
+            if len(_NUMBER_STRINGS) > 4096:
+                _NUMBER_STRINGS.clear()
+            _NUMBER_STRINGS[key] = same
+        return same
 
     def _private_vr(self, tag: int, elements: dict[int, _El]) -> str:
         """hooks._private_vr_for_tag: the private dictionary's VR, or UN."""
@@ -922,6 +952,8 @@ class _Instance:
     def _as_read(self, el: _El) -> bool:
         """True when pydicom's decoded value encodes back to the bytes as read."""
         pad = _PADDED.get(el.vr)
+        if el.vr in ("DS", "IS"):
+            return self._number_string(el)
         if pad is None:
             size = _REPACKED.get(el.vr)
             return size is not None and not (el.end - el.start) % size and el.tag not in _LUT_DESCRIPTOR_TAGS
