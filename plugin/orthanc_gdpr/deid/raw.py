@@ -604,6 +604,16 @@ class _Instance:
             return value.decode("latin-1")
         return "\\".join(str(v) for v in value) if isinstance(value, (list, MultiValue)) else str(value)
 
+    def _empty(self, el: _El) -> bool:
+        """The engine's ``not dataset.get_item(tag).value``: of the raw bytes, or of the value
+        once decoded (text that is only padding decodes to nothing)."""
+        if el.fate == KEEP:
+            return el.end == el.start
+        raw = self._raw(el)
+        if el.vr in _DECODERS and b"\x1b" not in raw:
+            return not raw.rstrip(b" \0")
+        return not self._value(el, reads=False)
+
     def _set(self, el: _El, value) -> None:
         """Replace the element's value (the engine's ``elem.value = ...``)."""
         el.fate, el.new = NEW, value
@@ -775,8 +785,8 @@ class _Instance:
             return
         if vr not in SCANNED_VRS and vr not in ("UI", "DA", "DT"):
             return  # numbers, codes, binary values: kept as read
-        if not (el.end > el.start if el.fate == KEEP else self._value(el, reads=False)):
-            return  # the engine's get_item(tag).value: raw bytes, or the value once decoded
+        if self._empty(el):
+            return
         if vr in SCANNED_VRS and not clean:
             self.kept_text.append((el, here))
             if vr in ("ST", "LT", "UT", "UC"):
