@@ -514,10 +514,11 @@ class _Instance:
                 raise NotCovered("a value pydicom cannot decode") from None
         return el.elem
 
-    def _resolve(self, el: _El, elements: dict[int, _El]) -> None:
+    def _resolve(self, el: _El, elements: dict[int, _El] | None = None) -> None:
         """engine._vr in implicit VR: pydicom decodes the element to learn its VR (written
         back from its decoded value from then on). The VR of a private element comes from the
-        private dictionary, by its creator; one pydicom would fail to decode is not covered."""
+        private dictionary, by its creator in ``elements``; an element pydicom would fail to
+        decode is not covered."""
         if el.vr is None:
             el.vr = self._private_vr(el.tag, elements)
         vr = el.vr
@@ -545,10 +546,9 @@ class _Instance:
         key = (el.vr, self._raw(el), config.use_DS_decimal, config.use_DS_numpy, config.use_IS_numpy)
         same = _NUMBER_STRINGS.get(key)
         if same is None:
+            elem = self._convert(el)
             try:
-                same = encoder._value(self._convert(el), el.vr, self.implicit, self.encodings) == key[1]
-            except NotCovered:
-                raise
+                same = encoder._value(elem, el.vr, self.implicit, self.encodings) == key[1]
             except Exception:
                 raise NotCovered("a number string pydicom cannot write back") from None
             if len(_NUMBER_STRINGS) > 4096:
@@ -672,7 +672,7 @@ class _Instance:
                 else:
                     self._private(elements, el, path)
             else:
-                self._standard(el, elements, path, depth, clean, stack)
+                self._standard(el, path, depth, clean, stack)
         for el in creators.values():
             el.fate = DROP  # no private block is kept here (see _private)
         pixel_representation = elements.get(_PIXEL_REPRESENTATION)
@@ -698,11 +698,10 @@ class _Instance:
         el.fate = DROP
         self.report.add(f"{path}({group:04X},{tag & 0xFFFF:04X})", "X", self.engine.table.private.describe())
 
-    def _standard(self, el: _El, elements: dict[int, _El], path: str, depth: int, clean: bool, stack: list
-                  ) -> None:
+    def _standard(self, el: _El, path: str, depth: int, clean: bool, stack: list) -> None:
         tag = el.tag
         if self.implicit:
-            self._resolve(el, elements)
+            self._resolve(el)
         vr = el.vr
         rule = self.exact.get(tag) or self.engine.table.lookup(tag)
         here = path + _label(tag)
