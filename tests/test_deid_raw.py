@@ -1,9 +1,9 @@
 """The raw-element fast path (deid/raw.py) gives exactly the engine's result.
 
-For every corpus file and a set of synthetic instances, each also written out again in
-Implicit VR Little Endian, (sequences of defined and undefined
+For every corpus file and a set of synthetic instances (sequences of defined and undefined
 length, private blocks, names and identifiers planted where the safety net must find them,
-character sets, padding the writer would change, trailing padding), under every shipped
+character sets, padding the writer would change, trailing padding, numbers and ambiguous VRs),
+each also written out again by pydicom in Implicit VR Little Endian, under every shipped
 profile: where the fast path answers, its output bytes, its per-instance report and its output
 path equal the engine's (``files.deidentify_bytes``), and every other case is declined with
 :class:`raw.NotCovered`, never with another error. The synthetic set must mostly be answered
