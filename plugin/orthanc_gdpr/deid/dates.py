@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from pydicom.multival import MultiValue
+
 from .keys import Keyring
 
 DEFAULT_RANGE = (-3650, -365)
@@ -53,3 +55,14 @@ def shift_dt(value: str, days: int) -> str | None:
         return None  # year or year+month only: cannot be shifted by days
     head = _shift_yyyymmdd(value[:8], days)
     return None if head is None else head + value[8:]
+
+
+def shifted_value(value, vr: str, days: int):
+    """A DA or DT element's value (one or several) moved by ``days``; None when any part is not
+    a shiftable date (the element is then emptied rather than passed on)."""
+    shift = shift_da if vr == "DA" else shift_dt
+    values = value if isinstance(value, (list, MultiValue)) else [value]
+    shifted = [shift(str(v), days) for v in values]
+    if any(s is None for s in shifted):
+        return None
+    return shifted if len(shifted) > 1 else shifted[0]

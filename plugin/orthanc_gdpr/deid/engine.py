@@ -20,7 +20,7 @@ from pydicom.sequence import Sequence
 from .. import __version__, pixels, standard
 from . import endian, options as opts
 from .cleaning import IDENTIFYING_KEYWORDS, Identifiers, clean_text, tidy
-from .dates import DateShifter, shift_da, shift_dt
+from .dates import DateShifter, shifted_value
 from .pixel_policy import is_head_volume, report_policy
 from .keys import Keyring
 from .profile import Profile
@@ -467,26 +467,13 @@ class _Instance:
 
     def _remap(self, elem) -> bool:
         """Remap the UI value(s) of ``elem``; True when anything changed."""
-        mapper = self.engine.uids
-        old = elem.value
-        if isinstance(old, (list, MultiValue)):
-            new = [mapper.map(str(v)) for v in old]
-            changed = new != [str(v) for v in old]
-        else:
-            new = mapper.map(str(old))
-            changed = new != str(old)
-        if changed:
+        new = self.engine.uids.remap_value(elem.value)
+        if new is not None:
             elem.value = new
-        return changed
+        return new is not None
 
     def _shift(self, dataset: Dataset, elem, vr: str) -> None:
-        shift = shift_da if vr == "DA" else shift_dt
-        values = elem.value if isinstance(elem.value, (list, MultiValue)) else [elem.value]
-        shifted = [shift(str(v), self.days) for v in values]
-        if any(s is None for s in shifted):
-            elem.value = None  # not a shiftable date: emptied rather than passed on
-        else:
-            elem.value = shifted if len(shifted) > 1 else shifted[0]
+        elem.value = shifted_value(elem.value, vr, self.days)
 
     def _clean(self, dataset: Dataset, elem, vr: str, here: str, depth: int, stack: list) -> str:
         """Action C by VR; returns the action actually taken (for the report)."""

@@ -42,7 +42,7 @@ from pydicom.tag import _LUT_DESCRIPTOR_TAGS, BaseTag
 
 from . import encoder
 from .cleaning import clean_text
-from .dates import shift_da, shift_dt
+from .dates import shifted_value
 from .engine import (BINARY_VRS, MAX_SEQUENCE_DEPTH, PATIENT_ID, PATIENT_NAME, PSEUDONYM_RULE, REMOVED_TEXT_VRS,
                      SCANNED_VRS, SINGLE_BYTE_CHARSETS, SOP_INSTANCE_UID, Deidentifier, _dummy, _label,
                      collect_identifier, is_identifier_source, mark, net_verdict, patient_identity,
@@ -821,26 +821,13 @@ class _Instance:
             self._set(el, value)
 
     def _remap(self, el: _El) -> bool:
-        mapper = self.engine.uids
-        old = self._value(el)
-        if isinstance(old, (list, MultiValue)):
-            new = [mapper.map(str(v)) for v in old]
-            changed = new != [str(v) for v in old]
-        else:
-            new = mapper.map(str(old))
-            changed = new != str(old)
-        if changed:
+        new = self.engine.uids.remap_value(self._value(el))
+        if new is not None:
             self._set(el, new)
-        return changed
+        return new is not None
 
     def _shift(self, el: _El, value) -> None:
-        shift = shift_da if el.vr == "DA" else shift_dt
-        values = value if isinstance(value, (list, MultiValue)) else [value]
-        shifted = [shift(str(v), self.days) for v in values]
-        if any(s is None for s in shifted):
-            self._set(el, None)
-        else:
-            self._set(el, shifted if len(shifted) > 1 else shifted[0])
+        self._set(el, shifted_value(value, el.vr, self.days))
 
     def _clean(self, el: _El, here: str, depth: int, stack: list) -> str:
         vr = el.vr

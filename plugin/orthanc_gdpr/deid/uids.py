@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
 
 from .keys import Keyring
@@ -38,3 +39,12 @@ class UidMapper:
                 self._cache.clear()
             self._cache[uid] = new
         return new
+
+    def remap_value(self, old):
+        """The remapped form of a UI element's value (one UID or several), or None when no UID
+        in it changes (registered UIDs, empty values)."""
+        if isinstance(old, (list, MultiValue)):
+            new = [self.map(str(v)) for v in old]
+            return new if new != [str(v) for v in old] else None
+        new = self.map(str(old))
+        return new if new != str(old) else None
