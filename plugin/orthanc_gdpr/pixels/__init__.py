@@ -12,7 +12,7 @@ Entry points for the header engine and the CLI:
 * :func:`text_detection.find_text_regions` finds the text lines in one image (also used to
   check exported images for burned-in text).
 
-Plain Python (numpy, pydicom, Pillow, scipy, onnxruntime): nothing here imports ``orthanc``.
+Plain Python (numpy, pydicom, Pillow, scipy, OpenCV, onnxruntime): nothing here imports ``orthanc``.
 """
 
 from __future__ import annotations

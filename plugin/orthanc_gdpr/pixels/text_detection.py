@@ -3,8 +3,8 @@
 The models are PaddleOCR's PP-OCRv4 *detection* (a DB, differentiable-binarization, network) and
 *recognition* (a CTC line reader) networks in ONNX form, as shipped inside the
 ``rapidocr-onnxruntime`` wheel (Apache-2.0). They are read from the installed package (or from
-the directory named by ``ORTHANC_GDPR_TEXT_MODELS``), their graphs fused in memory
-(:mod:`.model_graph`: the same arithmetic, fewer nodes), and run on ``onnxruntime`` on the CPU,
+the directory named by ``ORTHANC_GDPR_TEXT_MODELS``), their graphs fused
+(:mod:`.model_graph`: the same arithmetic, fewer nodes; once, then kept by :mod:`.graph_cache`), and run on ``onnxruntime`` on the CPU,
 on this process's share of the cores (:mod:`.cores`); nothing is fetched at run time. The
 package's own Python code (which needs OpenCV) is not used.
 
@@ -41,14 +41,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
-from scipy import ndimage as ndi
 
 from . import cores
+from .graph_cache import fused_model
 from .masks import Box
 from .model_graph import DESCRIPTION as FUSION
-from .model_graph import fused
 
 MODEL_PACKAGE = "rapidocr-onnxruntime"
 DETECTION_MODEL = "ch_PP-OCRv4_det_infer.onnx"
@@ -149,8 +149,8 @@ def _model_dir() -> tuple[Path, str]:
 
 
 def _session(path: Path, threads: int):
-    """An onnxruntime session for the model file at ``path``, its graph fused (:mod:`.model_graph`),
-    running on ``threads`` intra-op threads."""
+    """An onnxruntime session for the model file at ``path``, its graph fused (:mod:`.model_graph`,
+    kept by :mod:`.graph_cache`), running on ``threads`` intra-op threads, and the file's SHA-256."""
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -158,11 +158,9 @@ def _session(path: Path, threads: int):
     options.log_severity_level = 3
     # threads sleep instead of spinning between runs: the CPU goes to decoding and other workers
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(fused(path.read_bytes()), options, providers=["CPUExecutionProvider"])
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    model = path.read_bytes()
+    sha = hashlib.sha256(model).hexdigest()
+    return ort.InferenceSession(fused_model(model, sha), options, providers=["CPUExecutionProvider"]), sha
 
 
 def load_models() -> _Models:
@@ -175,9 +173,9 @@ def load_models() -> _Models:
             directory, origin = _model_dir()
             det_path, rec_path = directory / DETECTION_MODEL, directory / RECOGNITION_MODEL
             try:
-                detector, recognizer = _session(det_path, threads), _session(rec_path, threads)
+                (detector, det_sha), (recognizer, rec_sha) = _session(det_path, threads), _session(rec_path, threads)
                 vocabulary = recognizer.get_modelmeta().custom_metadata_map["character"].splitlines()
-                version = (f"PP-OCRv4 det {_sha(det_path)} + rec {_sha(rec_path)} ({origin}, "
+                version = (f"PP-OCRv4 det {det_sha[:12]} + rec {rec_sha[:12]} ({origin}, "
                            f"onnxruntime {_ort_version()}, {FUSION})")
             except Exception as exc:  # onnxruntime raises its own types for missing/corrupt files
                 raise ModelUnavailable(f"text detection model cannot be loaded: {type(exc).__name__}") from exc
@@ -275,19 +273,18 @@ def _candidates(prob: np.ndarray) -> list[tuple[float, float, float, float]]:
     text[:-1] |= above[1:]
     text[:, :-1] |= text[:, 1:].copy()
     tallest = min(MAX_LINE_HEIGHT, prob.shape[0] / 4)
-    labels, n = ndi.label(text)
+    # regions of edge-connected pixels (4-connectivity), numbered in raster order, with their boxes
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(text.view(np.uint8), connectivity=4,
+                                                               ltype=cv2.CV_32S)
     inside = np.flatnonzero(labels)
-    which = labels.ravel()[inside]
-    areas = np.bincount(which, minlength=n + 1)[1:]
-    scores = np.bincount(which, weights=prob.ravel()[inside], minlength=n + 1)[1:] / areas
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    scores = np.bincount(labels.ravel()[inside], weights=prob.ravel()[inside], minlength=count)[1:] / areas
     boxes = []
-    for i, sl in enumerate(ndi.find_objects(labels)):
-        y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
-        h, w = y1 - y0, x1 - x0
-        if scores[i] < REGION_THRESHOLD or min(h, w) < MIN_CANDIDATE_SIDE or min(h, w) > tallest:
+    for (x0, y0, w, h, area), score in zip(stats[1:].tolist(), scores.tolist()):
+        if score < REGION_THRESHOLD or min(h, w) < MIN_CANDIDATE_SIDE or min(h, w) > tallest:
             continue
-        grow = areas[i] * UNCLIP_RATIO / (2 * (h + w))
-        boxes.append((x0 - grow, y0 - grow, x1 + grow, y1 + grow))
+        grow = area * UNCLIP_RATIO / (2 * (h + w))
+        boxes.append((x0 - grow, y0 - grow, x0 + w + grow, y0 + h + grow))
     return boxes
 
 
