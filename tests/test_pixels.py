@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import os
+import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,7 +38,7 @@ from orthanc_gdpr.pixels import (  # noqa: E402
     is_report_bearing,
 )
 from orthanc_gdpr.deid import DeidentificationError, Deidentifier, Keyring, deidentify_bytes, load_profile  # noqa: E402
-from orthanc_gdpr.pixels import cores, model_graph, text_detection  # noqa: E402
+from orthanc_gdpr.pixels import cores, graph_cache, model_graph, text_detection  # noqa: E402
 from orthanc_gdpr.pixels.codecs import decode  # noqa: E402
 from orthanc_gdpr.pixels.masks import _parse  # noqa: E402
 from orthanc_gdpr.pixels.previews import TEXT_REGION_COLOUR, previews  # noqa: E402
@@ -272,6 +275,62 @@ def test_the_fused_graphs_compute_what_the_shipped_ones_do(name: str, shape: tup
                for model in (shipped, fused)]
     np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-4)
     assert text_detection.model_version().endswith(f"{model_graph.DESCRIPTION})")
+
+
+def _shipped_detector() -> tuple[bytes, str]:
+    shipped = (text_detection._model_dir()[0] / text_detection.DETECTION_MODEL).read_bytes()
+    return shipped, hashlib.sha256(shipped).hexdigest()
+
+
+def _cached_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix == ".onnx")
+
+
+def test_a_cached_graph_is_the_fused_one_and_spares_the_rewrite(tmp_path: Path, monkeypatch) -> None:
+    import onnxruntime as ort
+    monkeypatch.setenv(graph_cache.CACHE_ENV, str(tmp_path / "cache"))
+    shipped, sha = _shipped_detector()
+    fresh = graph_cache.fused_model(shipped, sha)  # a miss: fused, then stored
+    monkeypatch.setattr(model_graph, "fused", lambda model: pytest.fail("a cached graph was fused again"))
+    cached = graph_cache.fused_model(shipped, sha)
+    x = np.random.default_rng(3).uniform(-1, 1, (1, 3, 64, 96)).astype(np.float32)
+    outputs = [ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0] for m in (fresh, cached)]
+    assert cached == fresh and np.array_equal(outputs[0], outputs[1])
+    folder = tmp_path / "cache"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert [stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()] == [0o600]  # no temporary file left
+    assert _cached_files(folder)[0].name.startswith(sha)
+
+
+@pytest.mark.parametrize("damage", [lambda data: data[:len(data) // 2], lambda data: data[:40] + bytes([data[40] ^ 1]) + data[41:]])
+def test_a_damaged_cached_graph_is_replaced_not_trusted(tmp_path: Path, monkeypatch, damage) -> None:
+    monkeypatch.setenv(graph_cache.CACHE_ENV, str(tmp_path))
+    shipped, sha = _shipped_detector()
+    fresh = graph_cache.fused_model(shipped, sha)
+    entry = _cached_files(tmp_path)[0]
+    entry.write_bytes(damage(entry.read_bytes()))
+    fused_again = []
+    monkeypatch.setattr(model_graph, "fused", lambda model, fuse=model_graph.fused: fused_again.append(1) or fuse(model))
+    assert graph_cache.fused_model(shipped, sha) == fresh and fused_again == [1]
+    assert graph_cache.fused_model(shipped, sha) == fresh and fused_again == [1]  # the replacement is used
+
+
+def test_an_unusable_cache_directory_falls_back_to_fusing_in_memory(tmp_path: Path, monkeypatch) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_bytes(b"")
+    monkeypatch.setenv(graph_cache.CACHE_ENV, str(blocked / "models"))
+    shipped, sha = _shipped_detector()
+    assert graph_cache.fused_model(shipped, sha) == model_graph.fused(shipped)
+
+
+def test_a_process_with_the_graphs_cached_loads_them_without_onnx(tmp_path: Path) -> None:
+    env = {**os.environ, graph_cache.CACHE_ENV: str(tmp_path)}
+    script = ("import sys; from orthanc_gdpr.pixels import text_detection as t; "
+              "print(t.model_version()); print('onnx' in sys.modules, 'scipy' in sys.modules)")
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+            .stdout.splitlines() for _ in range(2)]
+    assert runs[0][0] == runs[1][0] == text_detection.model_version()
+    assert runs[0][1] == "True False" and runs[1][1] == "False False"  # fused once, then read from the cache
 
 
 def _file_bytes(ds: Dataset) -> bytes:
