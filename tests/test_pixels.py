@@ -294,7 +294,8 @@ def test_a_cached_graph_is_the_fused_one_and_spares_the_rewrite(tmp_path: Path, 
     monkeypatch.setattr(model_graph, "fused", lambda model: pytest.fail("a cached graph was fused again"))
     cached = graph_cache.fused_model(shipped, sha)
     x = np.random.default_rng(3).uniform(-1, 1, (1, 3, 64, 96)).astype(np.float32)
-    outputs = [ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0] for m in (fresh, cached)]
+    outputs = [ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+               for m in (fresh, cached)]
     assert cached == fresh and np.array_equal(outputs[0], outputs[1])
     folder = tmp_path / "cache"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -302,7 +303,8 @@ def test_a_cached_graph_is_the_fused_one_and_spares_the_rewrite(tmp_path: Path, 
     assert _cached_files(folder)[0].name.startswith(sha)
 
 
-@pytest.mark.parametrize("damage", [lambda data: data[:len(data) // 2], lambda data: data[:40] + bytes([data[40] ^ 1]) + data[41:]])
+@pytest.mark.parametrize("damage", [lambda data: data[:len(data) // 2],  # cut short
+                                    lambda data: data[:40] + bytes([data[40] ^ 1]) + data[41:]])  # one bit
 def test_a_damaged_cached_graph_is_replaced_not_trusted(tmp_path: Path, monkeypatch, damage) -> None:
     monkeypatch.setenv(graph_cache.CACHE_ENV, str(tmp_path))
     shipped, sha = _shipped_detector()
@@ -310,7 +312,8 @@ def test_a_damaged_cached_graph_is_replaced_not_trusted(tmp_path: Path, monkeypa
     entry = _cached_files(tmp_path)[0]
     entry.write_bytes(damage(entry.read_bytes()))
     fused_again = []
-    monkeypatch.setattr(model_graph, "fused", lambda model, fuse=model_graph.fused: fused_again.append(1) or fuse(model))
+    monkeypatch.setattr(model_graph, "fused",
+                        lambda model, fuse=model_graph.fused: fused_again.append(1) or fuse(model))
     assert graph_cache.fused_model(shipped, sha) == fresh and fused_again == [1]
     assert graph_cache.fused_model(shipped, sha) == fresh and fused_again == [1]  # the replacement is used
 

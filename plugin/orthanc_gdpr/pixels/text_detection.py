@@ -3,8 +3,8 @@
 The models are PaddleOCR's PP-OCRv4 *detection* (a DB, differentiable-binarization, network) and
 *recognition* (a CTC line reader) networks in ONNX form, as shipped inside the
 ``rapidocr-onnxruntime`` wheel (Apache-2.0). They are read from the installed package (or from
-the directory named by ``ORTHANC_GDPR_TEXT_MODELS``), their graphs fused
-(:mod:`.model_graph`: the same arithmetic, fewer nodes; once, then kept by :mod:`.graph_cache`), and run on ``onnxruntime`` on the CPU,
+the directory named by ``ORTHANC_GDPR_TEXT_MODELS``), their graphs fused (:mod:`.model_graph`:
+the same arithmetic, fewer nodes; once, then kept by :mod:`.graph_cache`), and run on ``onnxruntime`` on the CPU,
 on this process's share of the cores (:mod:`.cores`); nothing is fetched at run time. The
 package's own Python code (which needs OpenCV) is not used.
 
@@ -173,7 +173,8 @@ def load_models() -> _Models:
             directory, origin = _model_dir()
             det_path, rec_path = directory / DETECTION_MODEL, directory / RECOGNITION_MODEL
             try:
-                (detector, det_sha), (recognizer, rec_sha) = _session(det_path, threads), _session(rec_path, threads)
+                (detector, det_sha), (recognizer, rec_sha) = (_session(det_path, threads),
+                                                              _session(rec_path, threads))
                 vocabulary = recognizer.get_modelmeta().custom_metadata_map["character"].splitlines()
                 version = (f"PP-OCRv4 det {det_sha[:12]} + rec {rec_sha[:12]} ({origin}, "
                            f"onnxruntime {_ort_version()}, {FUSION})")
