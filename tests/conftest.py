@@ -5,7 +5,10 @@ automatically (``-m "not integration"`` runs the fast tests only).
 """
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -23,6 +26,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "integration: starts real processes (Orthanc with the plugin, storescp, Chromium)"
     )
     config.addinivalue_line("markers", "slow: minutes, not seconds (e.g. a fresh venv and pip install)")
+    # the fused text-detection graphs (pixels/graph_cache.py) go to a cache of this run's own,
+    # inherited by every Orthanc and worker the tests start: never into the user's cache directory
+    if "ORTHANC_GDPR_MODEL_CACHE" not in os.environ:
+        os.environ["ORTHANC_GDPR_MODEL_CACHE"] = cache = tempfile.mkdtemp(prefix="orthanc-gdpr-models-")
+        config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
