@@ -194,18 +194,24 @@ def test_fast_path_equals_engine(profile: str) -> None:
             result = raw.deidentify(engine, data)
         except raw.NotCovered:
             continue
-        reference = _reference(engine, data)
-        assert not isinstance(reference, str), f"{name}: the engine refused ({reference}), the fast path did not"
-        out, report, path = reference
-        assert result.head + bytes(result.pixels) == out, f"{name}: output bytes differ"
-        assert result.report.to_dict() == report, f"{name}: report differs"
-        assert files._output_path(result.report, result.study_uid, result.series_uid) == path, name
+        _assert_engines_result(engine, data, result, name)
         fast += 1
         synthetic_fast += name in synthetic
         implicit_fast += _syntax(data) == ImplicitVRLittleEndian
     assert fast >= 20
     assert synthetic_fast >= 12
     assert implicit_fast >= 20
+
+
+def _assert_engines_result(engine: Deidentifier, data: bytes, result, where: str) -> None:
+    """The fast path's ``result`` for ``data`` is the engine's: same bytes, report and output path
+    (and never one the engine would refuse)."""
+    reference = _reference(engine, data)
+    assert not isinstance(reference, str), f"{where}: the engine refused ({reference}), the fast path did not"
+    out, report, path = reference
+    assert result.head + bytes(result.pixels) == out, f"{where}: output bytes differ"
+    assert result.report.to_dict() == report, f"{where}: report differs"
+    assert files._output_path(result.report, result.study_uid, result.series_uid) == path, where
 
 
 def _syntax(data: bytes) -> str:
@@ -245,12 +251,6 @@ def test_damaged_headers_are_declined_or_give_the_engines_result(profile: str) -
                     result = raw.deidentify(engine, damaged)
                 except raw.NotCovered:
                     continue
-                reference = _reference(engine, damaged)
-                where = f"{name}, byte {pos} set to {byte:02X}"
-                assert not isinstance(reference, str), f"{where}: the engine refused ({reference})"
-                out, report, path = reference
-                assert result.head + bytes(result.pixels) == out, f"{where}: output bytes differ"
-                assert result.report.to_dict() == report, f"{where}: report differs"
-                assert files._output_path(result.report, result.study_uid, result.series_uid) == path, where
+                _assert_engines_result(engine, damaged, result, f"{name}, byte {pos} set to {byte:02X}")
                 answered += 1
     assert answered > 1400
